@@ -1,0 +1,61 @@
+"""The generator interface and the defense target (one generator or an ensemble, with conditions).
+
+A generator takes images in the pdbench convention (:mod:`pdbench.tensors`) and an edit condition
+tensor ``c`` of shape ``(N, C)``. ``conditions(labels, n)`` returns the stacked edit conditions the
+method's official test code applies to each image, shape ``(K, N, C)``; ``generate_many`` runs all K
+edits of all N images as a single batched forward pass of ``K * N`` images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+class Generator(nn.Module):
+    name: str = "?"
+    resolution: int = 0
+    condition_names: tuple[str, ...] = ()
+    kind: str = "attribute"  # "attribute" editor or "swap"
+
+    def generate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def conditions(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def generate_many(self, x: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+        """x (N,3,H,W), cs (K,N,C) -> (K,N,3,H,W) in one batched forward."""
+        k, n = cs.shape[:2]
+        xs = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *x.shape[1:])
+        out = self.generate(xs, cs.reshape(k * n, -1))
+        return out.reshape(k, n, *out.shape[1:])
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # nn.Module protocol
+        return self.generate(x, c)
+
+
+@dataclass
+class TargetMember:
+    generator: Generator
+    conditions: torch.Tensor  # (K, N, C)
+    weight: float = 1.0
+
+
+@dataclass
+class Target:
+    """What a defense attacks: one or several generators, each with the conditions per image."""
+
+    members: list[TargetMember] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, generator: Generator, labels: torch.Tensor | None, n: int) -> "Target":
+        return cls([TargetMember(generator, generator.conditions(labels, n))])
+
+    def outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [m.generator.generate_many(x, m.conditions.to(x.device)) for m in self.members]
+
+    def subset(self, idx: torch.Tensor | slice) -> "Target":
+        return Target([TargetMember(m.generator, m.conditions[:, idx], m.weight) for m in self.members])

@@ -1,0 +1,165 @@
+"""StarGAN (Choi et al., CVPR 2018), the official CelebA architecture.
+
+Module and parameter names follow the authors' ``model.py`` (``main.0.weight``, ``main.3.weight``, ...,
+``main.9.main.0.weight`` for the first residual block) so that their released ``200000-G.ckpt`` loads
+with ``strict=True``. Instance normalisation always uses the statistics of the input image, which is
+what the official test code does (its generator is never put in ``eval()`` mode); the running-stat
+buffers are kept only so that official state dicts load strictly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..assets import load_state_dict, resolve
+from ..errors import AssetCorruptError, InputError
+from ..tensors import check_images
+from . import GENERATORS
+from .base import Generator
+
+ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+HAIR = 3  # the first three attributes are one-hot hair colours
+
+
+class InstanceNorm(nn.InstanceNorm2d):
+    """InstanceNorm2d(affine, track_running_stats) that always normalises with the input's statistics."""
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, affine=True, track_running_stats=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.instance_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), InstanceNorm(dim), nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), InstanceNorm(dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.main(x)
+
+
+class StarGANNet(nn.Module):
+    """The generator network: 7×7 conv, two stride-2 downs, ``repeat_num`` residual blocks, two ups."""
+
+    def __init__(self, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False), InstanceNorm(conv_dim), nn.ReLU(inplace=True)]
+        d = conv_dim
+        for _ in range(2):
+            layers += [nn.Conv2d(d, d * 2, 4, 2, 1, bias=False), InstanceNorm(d * 2), nn.ReLU(inplace=True)]
+            d *= 2
+        layers += [ResidualBlock(d) for _ in range(repeat_num)]
+        for _ in range(2):
+            layers += [nn.ConvTranspose2d(d, d // 2, 4, 2, 1, bias=False), InstanceNorm(d // 2), nn.ReLU(inplace=True)]
+            d //= 2
+        layers += [nn.Conv2d(d, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        self.n_encoder = 9  # layers before the bottleneck
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        c = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        return self.main(torch.cat([x, c], dim=1))
+
+
+class StarGANDiscriminator(nn.Module):
+    """PatchGAN critic with an auxiliary attribute classifier (official names: main, conv1, conv2)."""
+
+    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
+        d = conv_dim
+        for _ in range(1, repeat_num):
+            layers += [nn.Conv2d(d, d * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
+            d *= 2
+        self.main = nn.Sequential(*layers)
+        self.conv1 = nn.Conv2d(d, 1, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(d, c_dim, image_size // 2**repeat_num, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.main(x)
+        return self.conv1(h), self.conv2(h).flatten(1)
+
+
+def target_conditions(labels: torch.Tensor) -> torch.Tensor:
+    """The official test edits for CelebA: each hair colour one-hot, then Male and Young flipped.
+
+    labels (N, 5) in {0, 1} -> (5, N, 5).
+    """
+    out = []
+    for i in range(len(ATTRS)):
+        c = labels.clone().float()
+        if i < HAIR:
+            c[:, :HAIR] = 0.0
+            c[:, i] = 1.0
+        else:
+            c[:, i] = 1.0 - c[:, i]
+        out.append(c)
+    return torch.stack(out)
+
+
+@GENERATORS.register("stargan")
+class StarGAN(Generator):
+    condition_names = tuple(f"to_{a}" if i < HAIR else f"flip_{a}" for i, a in enumerate(ATTRS))
+    attributes = ATTRS
+
+    def __init__(self, resolution: int = 128, conv_dim: int = 64, repeat_num: int = 6):
+        super().__init__()
+        self.resolution = resolution
+        self.net = StarGANNet(conv_dim, len(ATTRS), repeat_num)
+
+    # -- loading -----------------------------------------------------------------------------
+    @classmethod
+    def from_assets(cls, checkpoint: str | None = None, asset: str = "stargan-celeba-64-pdbench",
+                    resolution: int | None = None, device: str | torch.device = "cpu") -> "StarGAN":
+        """Load pdbench's own weights (default) or an official/user checkpoint path (strict)."""
+        from ..assets import ASSETS
+
+        spec = ASSETS.get(asset) if checkpoint is None else None
+        path = resolve(asset) if checkpoint is None else checkpoint
+        meta = spec.meta if spec is not None else {}
+        state = load_state_dict(path, asset=spec)
+        if "main.0.weight" not in state:
+            raise AssetCorruptError(f"{path} is not a StarGAN generator state dict (no 'main.0.weight')")
+        # width and depth come from the weights themselves, so any official or user checkpoint loads
+        conv_dim = int(state["main.0.weight"].shape[0])
+        repeat = len({k.split(".")[1] for k in state if k.startswith("main.") and ".main." in k})
+        model = cls(resolution or int(meta.get("resolution", 128)), conv_dim, repeat)
+        model.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+        return model.to(device).requires_grad_(False)
+
+    # -- interface ---------------------------------------------------------------------------
+    def conditions(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
+        """Official target domains from the real attributes; unknown attributes are taken as all 0."""
+        if labels is None:
+            labels = torch.zeros(n, len(ATTRS))
+        if labels.shape != (n, len(ATTRS)):
+            raise InputError(f"stargan: expected labels of shape ({n}, {len(ATTRS)}) for {ATTRS}, got {tuple(labels.shape)}")
+        return target_conditions(labels)
+
+    def _check(self, x: torch.Tensor) -> None:
+        check_images(x, "stargan input")
+        if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
+            raise InputError(
+                f"stargan: expects {self.resolution}x{self.resolution} images, got {x.shape[-2]}x{x.shape[-1]}; "
+                "resize with pdbench.data (or load a checkpoint for that resolution)"
+            )
+
+    def generate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return self.net(x, c)
+
+    def encode(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Features before the residual bottleneck (the latent that feature-level defenses attack)."""
+        self._check(x)
+        c = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        return self.net.main[: self.net.n_encoder](torch.cat([x, c], dim=1))
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net.main[self.net.n_encoder:](h)
