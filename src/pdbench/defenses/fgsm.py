@@ -1,0 +1,15 @@
+"""FGSM (Goodfellow et al.): one sign step of size ε on the disruption loss.
+
+The step starts from a uniform random point in the ε-ball (R+FGSM, Tramèr et al.), as the official
+Disrupting code does for all its attacks: from x itself the gradient of MSE(G(x_adv), G(x)) is zero.
+"""
+
+from . import DEFENSES
+from .base import EPS, IterativeSignAttack
+
+
+@DEFENSES.register("fgsm")
+class FGSM(IterativeSignAttack):
+    def __init__(self, eps: float = EPS, alpha: float | None = None, steps: int = 1, seed: int = 0,
+                 random_start: bool | None = None):
+        super().__init__(eps=eps, alpha=eps if alpha is None else alpha, steps=steps, seed=seed, random_start=random_start)
