@@ -1,0 +1,51 @@
+"""The metric interface.
+
+A metric receives :class:`MetricInputs` (all in the pdbench convention, see :mod:`pdbench.tensors`)
+and returns one value per image, shape ``(N,)``. Metrics on generator outputs average over the K edit
+conditions of each image. Generator outputs are clamped to [-1, 1] before any metric (the PDB code
+measures unclamped tensors, where MSE can exceed 4; pdbench does not).
+
+``direction`` says how to read a number: ``"higher=more disrupted"`` / ``"lower=more disrupted"`` for
+disruption metrics, ``"lower=less visible"`` / ``"higher=less visible"`` for the visibility of the
+perturbation itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class MetricInputs:
+    x: torch.Tensor  # clean images (N,3,H,W)
+    x_adv: torch.Tensor  # protected images as published, before any practical-setting transform
+    out_clean: torch.Tensor  # G(x): (K,N,3,H,W)
+    out_adv: torch.Tensor  # G(T(x_adv)): (K,N,3,H,W)
+
+    def __post_init__(self) -> None:
+        self.out_clean = self.out_clean.clamp(-1, 1)
+        self.out_adv = self.out_adv.clamp(-1, 1)
+
+
+class Metric:
+    name: str = "?"
+    direction: str = "higher=more disrupted"
+    range: tuple[float, float] = (0.0, float("inf"))
+    compares: str = "G(x) vs G(x_adv)"
+    description: str = ""
+
+    def __call__(self, inp: MetricInputs) -> torch.Tensor:
+        raise NotImplementedError
+
+    @classmethod
+    def info(cls) -> dict:
+        return {"name": cls.name, "direction": cls.direction, "range": list(cls.range), "compares": cls.compares,
+                "description": cls.description}
+
+
+def flat_pairs(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """(K,N,C,H,W) pairs -> (K*N,C,H,W) pairs and the (K, N) shape to fold results back."""
+    k, n = a.shape[:2]
+    return a.reshape(k * n, *a.shape[2:]), b.reshape(k * n, *b.shape[2:]), (k, n)

@@ -1,0 +1,56 @@
+"""Plain functions behind the metrics (images in [-1, 1], NCHW)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+
+DATA_RANGE = 2.0  # [-1, 1]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = DATA_RANGE, cap: float = 100.0) -> torch.Tensor:
+    """Per-image PSNR in dB, ``10·log10(range² / MSE)``, capped at ``cap`` for identical images."""
+    mse = (a.double() - b.double()).pow(2).flatten(1).mean(dim=1)
+    out = 10.0 * torch.log10(data_range**2 / mse.clamp_min(1e-300))
+    return out.clamp(max=cap).float()
+
+
+def _gaussian_window(sigma: float, truncate: float, device) -> torch.Tensor:
+    radius = int(truncate * sigma + 0.5)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = DATA_RANGE, sigma: float = 1.5) -> torch.Tensor:
+    """Per-image SSIM averaged over channels (Wang et al. 2004: Gaussian window σ = 1.5, K1 0.01, K2 0.03).
+
+    Equals ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=2, channel_axis=-1)``: statistics are computed only where
+    the 11-tap window fits inside the image, as scikit-image's border crop does.
+    """
+    a, b = a.double(), b.double()
+    n, c = a.shape[:2]
+    k = _gaussian_window(sigma, 3.5, a.device)
+    if min(a.shape[-2:]) < k.numel():
+        raise InputError(f"ssim: images of {a.shape[-2]}x{a.shape[-1]} px are smaller than the {k.numel()}-px window")
+    kx = k.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    ky = k.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+
+    def filt(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
+
+    mu_a, mu_b = filt(a), filt(b)
+    vaa = filt(a * a) - mu_a**2
+    vbb = filt(b * b) - mu_b**2
+    vab = filt(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * vab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (vaa + vbb + c2))
+    return s.mean(dim=(2, 3)).mean(dim=1).float()
+
+
+def cmua_mask(out_clean: torch.Tensor, x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """CMUA/TSDF edit-region mask: 1 where Σ_c |G(x) − x| > threshold (shape ``(..., 1, H, W)``)."""
+    return ((out_clean - x).abs().sum(dim=-3, keepdim=True) > threshold).to(out_clean.dtype)
