@@ -1,0 +1,183 @@
+"""Run a benchmark matrix: generators × defenses × practical settings × metrics on a face dataset.
+
+Work is cut into cells (generator, defense, batch of images). Each finished piece is written
+atomically to ``<out>/cache`` (clean generator outputs, protected images, per-setting metric rows), so
+an interrupted run picks up where it stopped without redoing finished cells. At the end the tidy
+table ``results.csv`` (one row per image × generator × defense × setting × metric), ``results.json``
+(metadata, metric directions) and the Markdown summary ``summary.md`` are written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import time
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..assets import ASSETS, resolve
+from ..data import FaceFolder
+from ..defenses import DEFENSES, get_defense
+from ..errors import InputError
+from ..generators import GENERATORS, Target, get_generator
+from ..io import torch_save, write_text
+from ..metrics import METRICS, MetricInputs, get_metric
+from ..transforms import parse_setting
+from .config import BenchConfig
+
+
+def _key(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _label(spec: dict) -> str:
+    params = {k: v for k, v in spec.items() if k != "name"}
+    if not params:
+        return spec["name"]
+    return spec["name"] + "(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+
+
+def open_dataset(ds: dict, resolution: int) -> FaceFolder:
+    ds = dict(ds)
+    if "asset" in ds:
+        spec = ASSETS.get(ds["asset"])
+        root = resolve(spec.name, check=False)
+        images = root / ds.get("images", "")
+        attrs = root / ds["attrs"] if ds.get("attrs") else None
+    elif "path" in ds:
+        images = Path(os.path.expandvars(ds["path"])).expanduser()
+        attrs = Path(os.path.expandvars(ds["attrs"])).expanduser() if ds.get("attrs") else None
+    else:
+        raise InputError("config: dataset needs 'path' (a folder of photos) or 'asset' (a dataset name)")
+    return FaceFolder(images, resolution, attr_file=attrs, strict=not ds.get("skip_bad", False))
+
+
+def select_images(folder: FaceFolder, ds: dict) -> list[int]:
+    pool = None
+    if ds.get("holdout"):
+        train, test = folder.split(int(ds["holdout"]))
+        pool = test if ds.get("split", "test") == "test" else train
+    return folder.select(ds.get("n"), int(ds.get("seed", 0)), pool)
+
+
+def _validate(cfg: BenchConfig) -> list:
+    for g in cfg.generators:
+        GENERATORS.get(g["name"])
+    for d in cfg.defenses:
+        DEFENSES.get(d["name"])
+    for m in cfg.metrics:
+        METRICS.get(m)
+    return [parse_setting(s) for s in cfg.settings]
+
+
+def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) the benchmark; returns counts of computed and reused cells and the output paths."""
+    from tqdm import tqdm
+
+    settings = _validate(cfg)
+    metrics = [get_metric(m) for m in cfg.metrics]
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if cfg.device == "auto" else cfg.device))
+    out = Path(cfg.out)
+    stats = {"computed": 0, "reused": 0}
+    rows: list[dict] = []
+    meta: dict = {"name": cfg.name, "config": cfg.__dict__, "generators": {}, "metrics": {m.name: m.info() for m in metrics}}
+
+    for gspec in cfg.generators:
+        gkw = {k: v for k, v in gspec.items() if k != "name"}
+        G = get_generator(gspec["name"], device=device, **gkw)
+        folder = open_dataset(cfg.dataset, G.resolution)
+        idx = select_images(folder, cfg.dataset)
+        names = folder.names(idx)
+        labels = folder.labels(G.attributes, idx) if getattr(G, "attributes", None) else None
+        batches = [list(range(i, min(i + cfg.batch_size, len(idx)))) for i in range(0, len(idx), cfg.batch_size)]
+        gkey = f"{gspec['name']}-{_key([gspec, cfg.dataset, cfg.batch_size, names])}"
+        meta["generators"][_label(gspec)] = {"resolution": G.resolution, "n_images": len(idx), "conditions": list(G.condition_names)}
+        cache = out / "cache" / gkey
+        n_cells = len(batches) * len(cfg.defenses)
+        bar = tqdm(total=n_cells, desc=f"{_label(gspec)}", disable=not progress, dynamic_ncols=True)
+        for dspec in cfg.defenses:
+            dkw = {k: v for k, v in dspec.items() if k != "name"}
+            dkw.setdefault("seed", cfg.seed * 100_003 + zlib.crc32(dspec["name"].encode()) % 100_003)
+            defense = get_defense(dspec["name"], **dkw)
+            dkey = f"{dspec['name']}-{_key([dspec, cfg.seed])}"
+            for b, bidx in enumerate(batches):
+                cell_files = {t.label(): cache / dkey / f"b{b:04d}-{_key(t.label())}.json" for t in settings}
+                if all(p.exists() for p in cell_files.values()):
+                    stats["reused"] += 1
+                    for t in settings:
+                        rows += json.loads(cell_files[t.label()].read_text())
+                    bar.update(1)
+                    continue
+                sel = [idx[i] for i in bidx]
+                x = folder.load(sel).to(device)
+                target = Target.of(G, None if labels is None else labels[bidx], len(bidx))
+                clean_path = cache / f"clean-b{b:04d}.pt"
+                if clean_path.exists():
+                    out_clean = torch.load(clean_path, map_location=device, weights_only=True)
+                else:
+                    with torch.inference_mode():
+                        out_clean = target.outputs(x)[0]
+                    torch_save(out_clean.cpu(), clean_path)
+                adv_path = cache / dkey / f"b{b:04d}-adv.pt"
+                if adv_path.exists():
+                    saved = torch.load(adv_path, map_location=device, weights_only=True)
+                    x_adv, secs = saved["x_adv"], float(saved["seconds"])
+                else:
+                    t0 = time.perf_counter()
+                    x_adv = defense.protect(x, target, keys=torch.tensor(sel))
+                    secs = time.perf_counter() - t0
+                    torch_save({"x_adv": x_adv.cpu(), "seconds": secs}, adv_path)
+                for t in settings:
+                    with torch.inference_mode():
+                        out_adv = target.outputs(t(x_adv))[0]
+                        inp = MetricInputs(x, x_adv, out_clean, out_adv)
+                        values = {m.name: m(inp).tolist() for m in metrics}
+                    cell_rows = [
+                        {"image": names[i], "generator": _label(gspec), "defense": _label(dspec), "setting": t.label(),
+                         "metric": m, "value": values[m][j]}
+                        for j, i in enumerate(bidx) for m in cfg.metrics
+                    ] + [{"image": "*batch*", "generator": _label(gspec), "defense": _label(dspec), "setting": t.label(),
+                          "metric": "protect_seconds_per_image", "value": secs / len(bidx)}]
+                    write_text(cell_files[t.label()], json.dumps(cell_rows))
+                    rows += cell_rows
+                stats["computed"] += 1
+                bar.update(1)
+                if on_cell is not None:
+                    on_cell(f"{gkey}/{dkey}/b{b}")
+        bar.close()
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["image", "generator", "defense", "setting", "metric", "value"])
+    w.writeheader()
+    w.writerows(rows)
+    write_text(out / "results.csv", buf.getvalue())
+    from ..report.markdown import summary_table
+
+    meta["summary"] = summarise(rows, cfg.metrics)
+    write_text(out / "results.json", json.dumps(meta, indent=1, default=str))
+    write_text(out / "summary.md", summary_table(meta, cfg.metrics))
+    stats.update({"results": str(out / "results.csv"), "summary": str(out / "summary.md")})
+    return stats
+
+
+def summarise(rows: list[dict], metric_names: list[str]) -> list[dict]:
+    """Per-cell (generator, defense, setting) means of every metric, in first-seen order."""
+    cells: dict[tuple, dict[str, list[float]]] = {}
+    for r in rows:
+        key = (r["generator"], r["defense"], r["setting"])
+        cells.setdefault(key, {}).setdefault(r["metric"], []).append(float(r["value"]))
+    out = []
+    for (g, d, s), vals in cells.items():
+        entry = {"generator": g, "defense": d, "setting": s,
+                 "n_images": len(vals.get(metric_names[0], [])) if metric_names else 0}
+        for m, v in vals.items():
+            entry[m] = sum(v) / len(v)
+        out.append(entry)
+    return out

@@ -1,0 +1,204 @@
+"""The ``pdbench`` command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import PdbenchError, UnknownNameError
+
+QUICKSTART = Path(__file__).parent / "configs" / "quickstart.yaml"
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.method != "stargan":
+        raise UnknownNameError(f"unknown training recipe {args.method!r}; known: stargan")
+    from .train.stargan import StarGANRecipe, StarGANTrainer
+
+    recipe = StarGANRecipe(resolution=args.resolution, batch_size=args.batch_size, iters=args.iters,
+                           decay_iters=args.decay_iters if args.decay_iters is not None else args.iters // 2,
+                           holdout=args.holdout, g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim, seed=args.seed)
+    trainer = StarGANTrainer(args.data, args.attrs, args.out, recipe, device=args.device)
+    if trainer.state_path().exists():
+        if not args.resume:
+            raise PdbenchError(f"{args.out} already holds a training run; pass --resume to continue it or choose a new --out")
+        trainer.resume()
+    trainer.train(max_minutes=args.max_minutes, save_every=args.save_every, sample_every=args.sample_every)
+    print(f"step {trainer.step}: weights in {trainer.out / 'G.safetensors'}, samples in {trainer.out / 'samples'}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .train.stargan import export_generator
+
+    info = export_generator(args.run, args.out, fp16=not args.fp32)
+    print(f"wrote {info['path']} (step {info['step']}, {info['size']} bytes, sha256 {info['sha256']})")
+    return 0
+
+
+def _run_config(cfg, progress: bool) -> int:
+    from .bench import run
+
+    stats = run(cfg, progress=progress)
+    print(Path(stats["summary"]).read_text())
+    print(f"{stats['computed']} cell(s) computed, {stats['reused']} reused; tidy results: {stats['results']}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .bench import load_config
+
+    cfg = load_config(args.config)
+    if args.out:
+        cfg.out = args.out
+    if args.device:
+        cfg.device = args.device
+    return _run_config(cfg, not args.no_progress)
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from .bench import load_config
+
+    cfg = load_config(QUICKSTART)
+    if args.faces:
+        cfg.dataset = {"path": args.faces, "n": args.n, "seed": 0}
+        if args.attrs:
+            cfg.dataset["attrs"] = args.attrs
+    elif args.n:
+        cfg.dataset["n"] = args.n
+    cfg.out = args.out
+    if args.device:
+        cfg.device = args.device
+    return _run_config(cfg, not args.no_progress)
+
+
+def _protect(args: argparse.Namespace) -> int:
+    from .protect import protect_photo
+
+    report = protect_photo(args.photo, args.out, defense=args.defense, generator=args.generator,
+                           checkpoint=args.checkpoint, eps=args.eps, steps=args.steps)
+    print(report)
+    return 0
+
+
+def _assets(args: argparse.Namespace) -> int:
+    from . import assets as A
+
+    if args.action in ("list", "verify"):
+        print(f"asset directory: {A.asset_dir()} (set PDBENCH_ASSETS to change it)")
+        bad = 0
+        for spec in sorted(A.ASSETS.values(), key=lambda s: (s.kind, s.name)):
+            st = A.status(spec, check=args.action == "verify")
+            bad += st.startswith("corrupt")
+            print(f"{spec.kind:9s} {spec.name:30s} {st:12.60s}  {spec.licence}")
+        return 1 if bad else 0
+    if args.action == "fetch":
+        if not args.name:
+            raise PdbenchError("pdbench assets fetch needs a NAME (see `pdbench assets list`)")
+        print(A.fetch(args.name))
+        return 0
+    if args.action == "import":
+        if not args.name:
+            raise PdbenchError("pdbench assets import needs a DIR laid out like the asset directory")
+        done = A.import_dir(args.name, link=args.link)
+        print(f"imported {len(done)} asset(s) into {A.asset_dir()}: {', '.join(done) or 'none found'}")
+        return 0
+    raise PdbenchError(f"unknown assets action {args.action!r}")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .defenses import DEFENSES
+    from .generators import GENERATORS
+    from .metrics import METRICS
+    from .transforms import TRANSFORMS
+
+    for title, reg in (("generators", GENERATORS), ("defenses", DEFENSES), ("settings", TRANSFORMS)):
+        print(f"{title}: {', '.join(reg.names())}")
+    print("metrics:")
+    for n in METRICS.names():
+        m = METRICS.get(n)
+        print(f"  {n:14s} {m.direction:24s} {m.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pdbench", description="Benchmark proactive defenses against deepfake generators.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quickstart", help="StarGAN x {PGD, Disrupting, FGSM} on held-out CelebA faces")
+    q.add_argument("--faces", default=None, help="your own folder of face photos instead of the CelebA test split")
+    q.add_argument("--attrs", default=None, help="CelebA-format attribute file for --faces")
+    q.add_argument("--n", type=int, default=None, help="number of images (default 32)")
+    q.add_argument("--out", default="results/quickstart")
+    q.add_argument("--device", default=None)
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=_quickstart)
+
+    r = sub.add_parser("run", help="run (or resume) a benchmark config (YAML/TOML)")
+    r.add_argument("config")
+    r.add_argument("--out", default=None)
+    r.add_argument("--device", default=None)
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=_run)
+
+    pr = sub.add_parser("protect", help="protect one photo and report the change and the disruption")
+    pr.add_argument("photo")
+    pr.add_argument("-o", "--out", required=True)
+    pr.add_argument("--defense", default="pgd")
+    pr.add_argument("--generator", default="stargan")
+    pr.add_argument("--checkpoint", default=None, help="generator checkpoint (default: pdbench's own weights)")
+    pr.add_argument("--eps", type=float, default=None)
+    pr.add_argument("--steps", type=int, default=None)
+    pr.set_defaults(func=_protect)
+
+    a = sub.add_parser("assets", help="list / verify / fetch / import assets")
+    a.add_argument("action", choices=["list", "verify", "fetch", "import"])
+    a.add_argument("name", nargs="?", help="asset name (fetch) or mirror folder (import)")
+    a.add_argument("--link", action="store_true", help="import by symlink instead of copying")
+    a.set_defaults(func=_assets)
+
+    ls = sub.add_parser("list", help="registered generators, defenses, settings, metrics")
+    ls.set_defaults(func=_list)
+
+    t = sub.add_parser("train", help="train a generator with its official recipe")
+    t.add_argument("method", help="stargan")
+    t.add_argument("--data", required=True, help="folder of face photos")
+    t.add_argument("--attrs", required=True, help="CelebA attribute file (list_attr_celeba.txt)")
+    t.add_argument("--out", required=True, help="run directory (checkpoints, samples)")
+    t.add_argument("--resolution", type=int, default=128, choices=[64, 128, 256])
+    t.add_argument("--iters", type=int, default=200_000)
+    t.add_argument("--decay-iters", type=int, default=None, help="linear lr decay over the last N iterations (default iters/2)")
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--conv-dim", type=int, default=64, help="width of G and D (official 64; narrower for CPU)")
+    t.add_argument("--holdout", type=int, default=1000, help="last N images (sorted) held out for evaluation")
+    t.add_argument("--max-minutes", type=float, default=None, help="stop (and checkpoint) after this long")
+    t.add_argument("--save-every", type=int, default=2000)
+    t.add_argument("--sample-every", type=int, default=2000)
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--device", default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("export", help="export a training run's generator weights as safetensors")
+    e.add_argument("run", help="run directory of `pdbench train`")
+    e.add_argument("-o", "--out", required=True)
+    e.add_argument("--fp32", action="store_true", help="keep float32 (default float16)")
+    e.set_defaults(func=_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PdbenchError as e:
+        print(f"pdbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pdbench: interrupted; finished cells are saved, run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

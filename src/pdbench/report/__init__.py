@@ -1,0 +1,1 @@
+"""Reports: Markdown tables and image grids from benchmark results."""

@@ -1,0 +1,73 @@
+"""The benchmark runner: tidy results, atomic writes, resume after an interrupt without redoing cells."""
+
+import csv
+import json
+
+import pytest
+
+from pdbench.bench import BenchConfig, run
+from pdbench.errors import InputError, UnknownNameError
+
+
+def _cfg(celeba_dir, out, **over):
+    d = {
+        "name": "t",
+        "dataset": {"path": str(celeba_dir / "images"), "attrs": str(celeba_dir / "list_attr_celeba_first20k.txt"),
+                    "holdout": 1000, "split": "test", "n": 4, "seed": 0},
+        "generators": ["stargan"],
+        "defenses": ["none", {"name": "pgd", "steps": 2}, {"name": "fgsm"}],
+        "settings": ["none", {"name": "jpeg", "quality": 75}],
+        "metrics": ["mse", "dsr_mse", "linf_adv"],
+        "batch_size": 2,
+        "out": str(out),
+    }
+    d.update(over)
+    return BenchConfig.from_dict(d)
+
+
+def test_interrupted_run_resumes_without_redoing_cells(celeba_dir, tmp_path):
+    cfg = _cfg(celeba_dir, tmp_path / "a")
+    seen = []
+
+    def stop_after_three(cell):
+        seen.append(cell)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, progress=False, on_cell=stop_after_three)
+    assert not (tmp_path / "a" / "results.csv").exists()
+    stats = run(cfg, progress=False)
+    assert stats == {**stats, "computed": 3, "reused": 3}  # 3 defenses × 2 batches = 6 cells
+    again = run(cfg, progress=False)
+    assert again["computed"] == 0 and again["reused"] == 6
+    assert not list((tmp_path / "a").rglob("*.part"))
+
+    fresh = run(_cfg(celeba_dir, tmp_path / "b"), progress=False)
+    assert fresh["computed"] == 6
+    a = (tmp_path / "a" / "results.csv").read_text().splitlines()
+    b = (tmp_path / "b" / "results.csv").read_text().splitlines()
+    key = lambda r: r.split(",")[:5]  # noqa: E731  timing rows differ, values must not
+    assert sorted(x for x in a if "protect_seconds" not in x) == sorted(x for x in b if "protect_seconds" not in x)
+
+
+def test_tidy_rows_and_summary(celeba_dir, tmp_path):
+    run(_cfg(celeba_dir, tmp_path), progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    metric_rows = [r for r in rows if r["metric"] != "protect_seconds_per_image"]
+    assert len(metric_rows) == 4 * 3 * 2 * 3  # images × defenses × settings × metrics
+    none = [float(r["value"]) for r in metric_rows if r["defense"] == "none" and r["setting"] == "none"]
+    assert max(none) == 0.0  # no defense, no post-processing: G(x_adv) = G(x)
+    linf = [float(r["value"]) for r in metric_rows if r["metric"] == "linf_adv"]
+    assert max(linf) <= 0.05
+    meta = json.loads((tmp_path / "results.json").read_text())
+    assert meta["metrics"]["mse"]["direction"] == "higher=more disrupted"
+    md = (tmp_path / "summary.md").read_text()
+    assert "| stargan | pgd(steps=2) | jpeg(quality=75) |" in md
+
+
+def test_config_errors_are_clear(celeba_dir, tmp_path):
+    with pytest.raises(UnknownNameError, match="unknown metric 'lpipz'"):
+        run(_cfg(celeba_dir, tmp_path, metrics=["lpipz"]), progress=False)
+    with pytest.raises(InputError, match="unknown key"):
+        BenchConfig.from_dict({"dataset": {}, "generators": [], "defenses": [], "metrics": [], "bogus": 1})
