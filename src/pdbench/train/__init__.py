@@ -1,0 +1,1 @@
+"""Training deepfake generators with their official recipes (``pdbench train``)."""
