@@ -1,0 +1,59 @@
+"""Identity metrics with MobileFaceNet: CIDR (PDB) and ID similarity (ID-Guard).
+
+CIDR follows the PDB code, with L_ID(a, b) = 1 − cos(ID(a), ID(b)):
+
+    CIDR = max(0, 1 − L_ID(x, G(x)) / L_ID(x, G(x_adv)))
+
+per image and edit, then averaged (both losses clamped at 0 against float noise, and CIDR = 0
+where L_ID(x, G(x_adv)) is itself ~0). The paper's text writes the inverse ratio,
+1 − L_ID(x, G(x_adv)) / L_ID(x, G(x)), which is negative exactly when a defense works; pdbench
+computes what the code computes: 0 when the defense adds no identity loss beyond the generator's
+own, approaching 1 as it destroys the identity. Faces are cropped with the CelebA alignment box
+(see :mod:`pdbench.faces.identity`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..faces import get_embedder
+from . import METRICS
+from .base import Metric, MetricInputs
+
+
+def _embed(x: torch.Tensor) -> torch.Tensor:
+    e = get_embedder("celeba", x.device)
+    return torch.cat([e(x[i:i + 64]) for i in range(0, x.shape[0], 64)])
+
+
+def _per_edit(inp: MetricInputs):
+    k, n = inp.out_clean.shape[:2]
+    fx = _embed(inp.x)  # (N, D)
+    fc = _embed(inp.out_clean.flatten(0, 1)).view(k, n, -1)
+    fa = _embed(inp.out_adv.flatten(0, 1)).view(k, n, -1)
+    return fx, fc, fa
+
+
+@METRICS.register("cidr")
+class CIDR(Metric):
+    description = "calibrated identity disruption ratio (PDB code): max(0, 1 − L_ID(x, G(x)) / L_ID(x, G(x_adv)))"
+    range = (0.0, 1.0)
+
+    def __call__(self, inp: MetricInputs) -> torch.Tensor:
+        fx, fc, fa = _per_edit(inp)
+        l_clean = (1 - (fc * fx).sum(-1)).clamp_min(0)
+        l_adv = (1 - (fa * fx).sum(-1)).clamp_min(0)
+        # no identity loss at all on the protected output (L_ID ~ 0): nothing was disrupted
+        ratio = torch.where(l_adv > 1e-6, l_clean / l_adv.clamp_min(1e-6), torch.ones_like(l_adv))
+        return (1 - ratio).clamp(0, 1).mean(0)
+
+
+@METRICS.register("id_sim")
+class IDSim(Metric):
+    description = "cosine similarity of MobileFaceNet embeddings of G(x) and G(x_adv) (ID-Guard's 'ID sim')"
+    direction = "lower=more disrupted"
+    range = (-1.0, 1.0)
+
+    def __call__(self, inp: MetricInputs) -> torch.Tensor:
+        _, fc, fa = _per_edit(inp)
+        return (fc * fa).sum(-1).mean(0)
