@@ -31,10 +31,13 @@ def test_official_style_checkpoint_loads_strictly(tmp_path):
         ref.train()  # the official test code never calls eval(): instance statistics are used
         assert torch.allclose(g.generate(x, c), ref(x, c), atol=1e-5)
     sd = ref.state_dict()
-    sd.pop("main.0.weight")
+    sd.pop("main.1.running_mean")
     torch.save(sd, tmp_path / "bad.ckpt")
-    with pytest.raises(RuntimeError, match="Missing key"):
+    with pytest.raises(RuntimeError, match="Missing key"):  # strict: nothing may be missing
         StarGAN.from_assets(checkpoint=str(tmp_path / "bad.ckpt"), resolution=128)
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.ckpt")
+    with pytest.raises(AssetCorruptError, match="not a StarGAN generator"):
+        StarGAN.from_assets(checkpoint=str(tmp_path / "other.ckpt"))
 
 
 def test_corrupt_or_missing_checkpoint_is_clear(tmp_path):

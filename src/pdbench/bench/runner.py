@@ -101,12 +101,14 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
         meta["generators"][_label(gspec)] = {"resolution": G.resolution, "n_images": len(idx), "conditions": list(G.condition_names)}
         cache = out / "cache" / gkey
         n_cells = len(batches) * len(cfg.defenses)
+        shown: dict = {}  # defense label -> its cache folder, for the image grid
         bar = tqdm(total=n_cells, desc=f"{_label(gspec)}", disable=not progress, dynamic_ncols=True)
         for dspec in cfg.defenses:
             dkw = {k: v for k, v in dspec.items() if k != "name"}
             dkw.setdefault("seed", cfg.seed * 100_003 + zlib.crc32(dspec["name"].encode()) % 100_003)
             defense = get_defense(dspec["name"], **dkw)
             dkey = f"{dspec['name']}-{_key([dspec, cfg.seed])}"
+            shown[_label(dspec)] = cache / dkey
             for b, bidx in enumerate(batches):
                 cell_files = {t.label(): cache / dkey / f"b{b:04d}-{_key(t.label())}.json" for t in settings}
                 if all(p.exists() for p in cell_files.values()):
@@ -152,6 +154,9 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
                 if on_cell is not None:
                     on_cell(f"{gkey}/{dkey}/b{b}")
         bar.close()
+        if batches:
+            grid = _grid(G, folder, idx, labels, shown, cache, out / f"grid-{gspec['name']}.png", device)
+            meta["generators"][_label(gspec)]["grid"] = grid.name
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["image", "generator", "defense", "setting", "metric", "value"])
@@ -160,11 +165,30 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
     write_text(out / "results.csv", buf.getvalue())
     from ..report.markdown import summary_table
 
+    from ..report.pdb import pdb_aggregates
+
     meta["summary"] = summarise(rows, cfg.metrics)
+    meta["aggregates"] = pdb_aggregates(meta["summary"])
     write_text(out / "results.json", json.dumps(meta, indent=1, default=str))
     write_text(out / "summary.md", summary_table(meta, cfg.metrics))
     stats.update({"results": str(out / "results.csv"), "summary": str(out / "summary.md")})
     return stats
+
+
+@torch.inference_mode()
+def _grid(G, folder, idx, labels, shown: dict, cache: Path, dest: Path, device, n: int = 4) -> Path:
+    """Grid of the first images from the cached first batch: x, G(x), then x_adv, G(x_adv) per defense."""
+    from ..report.grid import defense_grid
+
+    x = folder.load(idx[:n]).to(device)
+    m = x.shape[0]
+    target = Target.of(G, None if labels is None else labels[:m], m)
+    clean = torch.load(cache / "clean-b0000.pt", map_location=device, weights_only=True)[0, :m]
+    cols = {}
+    for label, folder_ in shown.items():
+        x_adv = torch.load(folder_ / "b0000-adv.pt", map_location=device, weights_only=True)["x_adv"][:m]
+        cols[label] = (x_adv, target.outputs(x_adv)[0][0])
+    return defense_grid(x, clean, cols, dest)
 
 
 def summarise(rows: list[dict], metric_names: list[str]) -> list[dict]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .pdb import aggregates_table
+
 SHORT = {"higher=more disrupted": "↑", "lower=more disrupted": "↓", "lower=less visible": "↓ (visibility)",
          "higher=less visible": "↑ (visibility)"}
 
@@ -12,6 +14,9 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     lines = [f"# {meta.get('name', 'benchmark')}", ""]
     for g, gi in meta.get("generators", {}).items():
         lines.append(f"- generator `{g}`: {gi['n_images']} images at {gi['resolution']} px, edits {', '.join(gi['conditions'])}")
+        if gi.get("grid"):
+            lines.append(f"  ([image grid]({gi['grid']}): per row a photo, its deepfake (first edit), then for each defense "
+                         "the protected photo and the deepfake made from it)")
     lines += ["", "Per-cell means over images (and over each image's edits). Arrows: ↑ higher = more disrupted, "
               "↓ lower = more disrupted; (visibility) columns describe the protected photo itself.", ""]
     head = ["generator", "defense", "setting"] + [
@@ -25,4 +30,6 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
             vals.append("–" if v is None else (f"{v:.2f}" if abs(v) >= 10 else f"{v:.4f}"))
         lines.append("| " + " | ".join([e["generator"], e["defense"], e["setting"]] + vals) + " |")
     lines.append("")
+    if meta.get("aggregates"):
+        lines.append(aggregates_table(meta["aggregates"]))
     return "\n".join(lines)
