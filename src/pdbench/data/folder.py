@@ -51,16 +51,15 @@ def _load_image(path: Path) -> Image.Image:
 
 def preprocess(img: Image.Image, resolution: int) -> np.ndarray:
     """Centre crop to the short side, resize to resolution×resolution; returns uint8 HWC."""
-    w, h = img.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    img = img.crop((left, top, left + s, top + s))
-    if s != resolution:
+    box = crop_box(img.size)
+    img = img.crop(box)
+    if box[2] - box[0] != resolution:
         img = img.resize((resolution, resolution), Image.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
 
 
 def crop_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centred square of the short side."""
     w, h = size
     s = min(w, h)
     left, top = (w - s) // 2, (h - s) // 2
