@@ -18,6 +18,9 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results should have the usual mode
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

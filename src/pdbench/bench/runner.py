@@ -97,8 +97,10 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
         names = folder.names(idx)
         labels = folder.labels(G.attributes, idx) if getattr(G, "attributes", None) else None
         batches = [list(range(i, min(i + cfg.batch_size, len(idx)))) for i in range(0, len(idx), cfg.batch_size)]
-        gkey = f"{gspec['name']}-{_key([gspec, cfg.dataset, cfg.batch_size, names])}"
-        meta["generators"][_label(gspec)] = {"resolution": G.resolution, "n_images": len(idx), "conditions": list(G.condition_names)}
+        weights = G.fingerprint()
+        gkey = f"{gspec['name']}-{_key([gspec, weights, cfg.dataset, cfg.batch_size, names])}"
+        meta["generators"][_label(gspec)] = {"resolution": G.resolution, "n_images": len(idx), "weights": weights,
+                                             "conditions": list(G.condition_names)}
         cache = out / "cache" / gkey
         n_cells = len(batches) * len(cfg.defenses)
         shown: dict = {}  # defense label -> its cache folder, for the image grid
@@ -110,7 +112,7 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
             dkey = f"{dspec['name']}-{_key([dspec, cfg.seed])}"
             shown[_label(dspec)] = cache / dkey
             for b, bidx in enumerate(batches):
-                cell_files = {t.label(): cache / dkey / f"b{b:04d}-{_key(t.label())}.json" for t in settings}
+                cell_files = {t.label(): cache / dkey / f"b{b:04d}-{_key([t.label(), cfg.metrics])}.json" for t in settings}
                 if all(p.exists() for p in cell_files.values()):
                     stats["reused"] += 1
                     for t in settings:
@@ -155,7 +157,7 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
                     on_cell(f"{gkey}/{dkey}/b{b}")
         bar.close()
         if batches:
-            grid = _grid(G, folder, idx, labels, shown, cache, out / f"grid-{gspec['name']}.png", device)
+            grid = _grid(G, folder, idx[:min(4, len(batches[0]))], labels, shown, cache, out / f"grid-{gspec['name']}.png", device)
             meta["generators"][_label(gspec)]["grid"] = grid.name
 
     buf = io.StringIO()
@@ -176,11 +178,11 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
 
 
 @torch.inference_mode()
-def _grid(G, folder, idx, labels, shown: dict, cache: Path, dest: Path, device, n: int = 4) -> Path:
-    """Grid of the first images from the cached first batch: x, G(x), then x_adv, G(x_adv) per defense."""
+def _grid(G, folder, idx, labels, shown: dict, cache: Path, dest: Path, device) -> Path:
+    """Grid of the images ``idx`` (the start of the cached first batch): x, G(x), then x_adv, G(x_adv) per defense."""
     from ..report.grid import defense_grid
 
-    x = folder.load(idx[:n]).to(device)
+    x = folder.load(idx).to(device)
     m = x.shape[0]
     target = Target.of(G, None if labels is None else labels[:m], m)
     clean = torch.load(cache / "clean-b0000.pt", map_location=device, weights_only=True)[0, :m]

@@ -33,6 +33,16 @@ class Generator(nn.Module):
         out = self.generate(xs, cs.reshape(k * n, -1))
         return out.reshape(k, n, *out.shape[1:])
 
+    def fingerprint(self) -> str:
+        """sha256 (first 16 hex digits) of every parameter and buffer: which weights produced a result."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for k, v in sorted(self.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # nn.Module protocol
         return self.generate(x, c)
 
