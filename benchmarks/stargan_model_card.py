@@ -20,7 +20,7 @@ from pdbench.data import FaceFolder
 from pdbench.generators.stargan import ATTRS, StarGAN
 from pdbench.io import save_png
 from pdbench.train.evaluate import edit_report
-from pdbench.train.stargan import _grid
+from pdbench.train.stargan import sample_grid
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
     rep = {"n_images": len(idx), **edit_report(G.net, x, labels)}
     print(json.dumps(rep, indent=1))
     if args.grid:
-        g = _grid(G.net, x[:8], labels[:8])
+        g = sample_grid(G.net, x[:8], labels[:8])
         save_png(args.grid, np.ascontiguousarray(g))
         print(f"grid: {args.grid}")
 

@@ -17,6 +17,13 @@ from .errors import UnknownNameError
 T = TypeVar("T")
 
 
+def label(name: str, params: dict) -> str:
+    """How a configured method is named in results: ``name`` or ``name(k=v,...)`` with sorted keys."""
+    if not params:
+        return name
+    return name + "(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+
+
 class Registry(Generic[T]):
     def __init__(self, kind: str, package: str):
         self.kind = kind

@@ -28,6 +28,7 @@ from ..errors import InputError
 from ..generators import GENERATORS, Target, get_generator
 from ..io import torch_save, write_text
 from ..metrics import METRICS, MetricInputs, get_metric
+from ..registry import label
 from ..transforms import parse_setting
 from .config import BenchConfig
 
@@ -37,10 +38,7 @@ def _key(obj) -> str:
 
 
 def _label(spec: dict) -> str:
-    params = {k: v for k, v in spec.items() if k != "name"}
-    if not params:
-        return spec["name"]
-    return spec["name"] + "(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+    return label(spec["name"], {k: v for k, v in spec.items() if k != "name"})
 
 
 def open_dataset(ds: dict, resolution: int) -> FaceFolder:

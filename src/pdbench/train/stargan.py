@@ -59,7 +59,7 @@ def _gradient_penalty(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return ((g.float().flatten(1).norm(dim=1) - 1.0) ** 2).mean()
 
 
-def _grid(G: StarGANNet, x: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+def sample_grid(G: StarGANNet, x: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     """Rows: input, then the five official edits (black, blond, brown hair, gender, age)."""
     with torch.inference_mode():
         outs = [x] + [G(x, c) for c in target_conditions(labels).to(x.device)]
@@ -189,7 +189,7 @@ class StarGANTrainer:
         return logs
 
     def sample(self) -> Path:
-        grid = _grid(self.G, self.fixed_x, self.fixed_c)
+        grid = sample_grid(self.G, self.fixed_x, self.fixed_c)
         path = self.out / "samples" / f"{self.step:06d}.png"
         save_png(path, grid)
         save_png(self.out / "samples" / "latest.png", grid)

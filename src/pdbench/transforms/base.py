@@ -7,6 +7,7 @@ A setting is written as a name with optional parameters: ``"none"``, ``"jpeg"``,
 from __future__ import annotations
 
 from ..errors import InputError
+from ..registry import label
 
 
 class Transform:
@@ -17,9 +18,7 @@ class Transform:
         self.params = params
 
     def label(self) -> str:
-        if not self.params:
-            return self.name
-        return self.name + "(" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items())) + ")"
+        return label(self.name, self.params)
 
     def __call__(self, x):
         raise NotImplementedError
