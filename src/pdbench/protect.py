@@ -57,7 +57,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     full[box[1]:box[3], box[0]:box[2]] = np.clip(region + step, 0, 255)
     protected = full.astype(np.uint8)
     with atomic_path(dst) as tmp:
-        Image.fromarray(protected).save(tmp, format=dst.suffix.lstrip(".").upper().replace("TIF", "TIFF").replace("TIFFF", "TIFF"))
+        Image.fromarray(protected).save(tmp, format=Image.registered_extensions()[dst.suffix.lower()])
 
     saved = _load_image(dst)
     x_saved = from_uint8(preprocess(saved, res))

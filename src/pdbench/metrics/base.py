@@ -12,7 +12,8 @@ perturbation itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -23,10 +24,17 @@ class MetricInputs:
     x_adv: torch.Tensor  # protected images as published, before any practical-setting transform
     out_clean: torch.Tensor  # G(x): (K,N,3,H,W)
     out_adv: torch.Tensor  # G(T(x_adv)): (K,N,3,H,W)
+    _memo: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.out_clean = self.out_clean.clamp(-1, 1)
         self.out_adv = self.out_adv.clamp(-1, 1)
+
+    def memo(self, key: str, compute: Callable[[], object]):
+        """Compute a quantity shared by several metrics (embeddings, per-edit errors) once per input."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
 
 class Metric:
@@ -45,7 +53,7 @@ class Metric:
                 "description": cls.description}
 
 
-def flat_pairs(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-    """(K,N,C,H,W) pairs -> (K*N,C,H,W) pairs and the (K, N) shape to fold results back."""
-    k, n = a.shape[:2]
-    return a.reshape(k * n, *a.shape[2:]), b.reshape(k * n, *b.shape[2:]), (k, n)
+def per_edit(fn: Callable[..., torch.Tensor], *outputs: torch.Tensor) -> torch.Tensor:
+    """Apply a per-image function to (K,N,C,H,W) outputs as K*N images; returns its values as (K, N)."""
+    k, n = outputs[0].shape[:2]
+    return fn(*(o.flatten(0, 1) for o in outputs)).view(k, n)

@@ -25,7 +25,7 @@ import torch
 from ..assets import resolve
 from ..tensors import to_uint8
 from . import METRICS
-from .base import Metric, MetricInputs
+from .base import Metric, MetricInputs, per_edit
 
 _GAMMAS = np.arange(0.2, 10, 0.001)
 _R_GAM = np.array([math.gamma(2 / g) ** 2 / (math.gamma(1 / g) * math.gamma(3 / g)) for g in _GAMMAS])
@@ -149,8 +149,7 @@ class BRISQUE(Metric):
     compares = "G(x_adv) alone"
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
-        k, n = inp.out_adv.shape[:2]
-        return brisque(inp.out_adv.flatten(0, 1)).view(k, n).mean(0)
+        return inp.memo("brisque_adv", lambda: per_edit(brisque, inp.out_adv)).mean(0)
 
 
 @METRICS.register("brisque_gain")
@@ -159,7 +158,5 @@ class BRISQUEGain(Metric):
     range = (-100.0, 100.0)
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
-        k, n = inp.out_adv.shape[:2]
-        adv = brisque(inp.out_adv.flatten(0, 1)).view(k, n)
-        clean = brisque(inp.out_clean.flatten(0, 1)).view(k, n)
-        return (adv - clean).mean(0)
+        adv = inp.memo("brisque_adv", lambda: per_edit(brisque, inp.out_adv))
+        return (adv - per_edit(brisque, inp.out_clean)).mean(0)

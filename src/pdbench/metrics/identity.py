@@ -27,11 +27,15 @@ def _embed(x: torch.Tensor) -> torch.Tensor:
 
 
 def _per_edit(inp: MetricInputs):
-    k, n = inp.out_clean.shape[:2]
-    fx = _embed(inp.x)  # (N, D)
-    fc = _embed(inp.out_clean.flatten(0, 1)).view(k, n, -1)
-    fa = _embed(inp.out_adv.flatten(0, 1)).view(k, n, -1)
-    return fx, fc, fa
+    """Embeddings of x (N, D), G(x) and G(x_adv) (K, N, D); computed once per input for all identity metrics."""
+    def compute():
+        k, n = inp.out_clean.shape[:2]
+        fx = _embed(inp.x)
+        fc = _embed(inp.out_clean.flatten(0, 1)).view(k, n, -1)
+        fa = _embed(inp.out_adv.flatten(0, 1)).view(k, n, -1)
+        return fx, fc, fa
+
+    return inp.memo("identity", compute)
 
 
 @METRICS.register("cidr")

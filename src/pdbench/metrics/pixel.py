@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from . import METRICS
-from .base import Metric, MetricInputs
+from .base import Metric, MetricInputs, per_edit
 from .functional import cmua_mask, psnr, ssim
 
 MSE_SUCCESS = 0.05  # Disrupting / Anti-Forgery / PDB "sr": MSE(G(x), G(x_adv)) > 0.05
@@ -14,14 +14,17 @@ MASK_SUCCESS = 0.05  # CMUA / TSDF: masked L2 > 0.05
 
 
 def _per_edit_mse(inp: MetricInputs) -> torch.Tensor:
-    return (inp.out_adv - inp.out_clean).pow(2).mean(dim=(2, 3, 4))  # (K, N)
+    return inp.memo("mse", lambda: (inp.out_adv - inp.out_clean).pow(2).mean(dim=(2, 3, 4)))  # (K, N)
 
 
 def _per_edit_l2_mask(inp: MetricInputs) -> torch.Tensor:
-    k = inp.out_clean.shape[0]
-    x = inp.x.unsqueeze(0).expand(k, *inp.x.shape)
-    mask = cmua_mask(inp.out_clean, x)  # (K,N,1,H,W)
-    return ((inp.out_adv - inp.out_clean) * mask).pow(2).mean(dim=(2, 3, 4))
+    def compute() -> torch.Tensor:
+        k = inp.out_clean.shape[0]
+        x = inp.x.unsqueeze(0).expand(k, *inp.x.shape)
+        mask = cmua_mask(inp.out_clean, x)  # (K,N,1,H,W)
+        return ((inp.out_adv - inp.out_clean) * mask).pow(2).mean(dim=(2, 3, 4))
+
+    return inp.memo("l2_mask", compute)
 
 
 @METRICS.register("mse")
@@ -76,8 +79,7 @@ class PSNROut(Metric):
     range = (0.0, 100.0)
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
-        k, n = inp.out_clean.shape[:2]
-        return psnr(inp.out_adv.flatten(0, 1), inp.out_clean.flatten(0, 1)).view(k, n).mean(0)
+        return per_edit(psnr, inp.out_adv, inp.out_clean).mean(0)
 
 
 @METRICS.register("ssim_out")
@@ -87,5 +89,4 @@ class SSIMOut(Metric):
     range = (-1.0, 1.0)
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
-        k, n = inp.out_clean.shape[:2]
-        return ssim(inp.out_adv.flatten(0, 1), inp.out_clean.flatten(0, 1)).view(k, n).mean(0)
+        return per_edit(ssim, inp.out_adv, inp.out_clean).mean(0)
