@@ -14,14 +14,20 @@ QUICKSTART = Path(__file__).parent / "configs" / "quickstart.yaml"
 
 
 def _train(args: argparse.Namespace) -> int:
-    if args.method != "stargan":
-        raise UnknownNameError(f"unknown training recipe {args.method!r}; known: stargan")
-    from .train.stargan import StarGANRecipe, StarGANTrainer
+    import dataclasses
 
-    recipe = StarGANRecipe(resolution=args.resolution, batch_size=args.batch_size, iters=args.iters,
-                           decay_iters=args.decay_iters if args.decay_iters is not None else args.iters // 2,
-                           holdout=args.holdout, g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim, seed=args.seed)
-    trainer = StarGANTrainer(args.data, args.attrs, args.out, recipe, device=args.device)
+    from .train import TRAINERS
+
+    trainer_cls = TRAINERS.get(args.method)
+    fields = {f.name for f in dataclasses.fields(trainer_cls.Recipe)}
+    opts = {k: v for k, v in (("resolution", args.resolution), ("batch_size", args.batch_size), ("iters", args.iters),
+                              ("holdout", args.holdout), ("seed", args.seed)) if v is not None}
+    opts.update(trainer_cls.recipe_options(args.dim, args.fc_dim, args.layers, args.iters))
+    if args.decay_iters is not None:
+        if "decay_iters" not in fields:
+            raise PdbenchError(f"--decay-iters applies to stargan only ({args.method} drops its rate ten-fold at half the iterations)")
+        opts["decay_iters"] = args.decay_iters
+    trainer = trainer_cls(args.data, args.attrs, args.out, trainer_cls.Recipe(**opts), device=args.device, amp=args.amp)
     if trainer.state_path().exists():
         if not args.resume:
             raise PdbenchError(f"{args.out} already holds a training run; pass --resume to continue it or choose a new --out")
@@ -32,7 +38,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .train.stargan import export_generator
+    from .train.loop import export_generator
 
     info = export_generator(args.run, args.out, fp16=not args.fp32)
     print(f"wrote {info['path']} (step {info['step']}, {info['size']} bytes, sha256 {info['sha256']})")
@@ -163,23 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="registered generators, defenses, settings, metrics")
     ls.set_defaults(func=_list)
 
-    t = sub.add_parser("train", help="train a generator with its official recipe")
-    t.add_argument("method", help="stargan")
+    t = sub.add_parser("train", help="train a generator with its official recipe (stargan, attgan)")
+    t.add_argument("method", help="stargan or attgan")
     t.add_argument("--data", required=True, help="folder of face photos")
     t.add_argument("--attrs", required=True, help="CelebA attribute file (list_attr_celeba.txt)")
     t.add_argument("--out", required=True, help="run directory (checkpoints, samples)")
-    t.add_argument("--resolution", type=int, default=128, choices=[64, 128, 256])
-    t.add_argument("--iters", type=int, default=200_000)
-    t.add_argument("--decay-iters", type=int, default=None, help="linear lr decay over the last N iterations (default iters/2)")
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--conv-dim", type=int, default=64, help="width of G and D (official 64; narrower for CPU)")
-    t.add_argument("--holdout", type=int, default=1000, help="last N images (sorted) held out for evaluation")
+    t.add_argument("--resolution", type=int, default=None, choices=[64, 128, 256], help="default 128")
+    t.add_argument("--iters", type=int, default=None, help="default: the official schedule")
+    t.add_argument("--decay-iters", type=int, default=None, help="stargan: linear lr decay over the last N iterations (default iters/2)")
+    t.add_argument("--batch-size", type=int, default=None, help="default: official (stargan 16, attgan 32)")
+    t.add_argument("--dim", "--conv-dim", dest="dim", type=int, default=None,
+                   help="network width (stargan conv_dim, attgan enc/dec/dis dim; official 64, narrower for CPU)")
+    t.add_argument("--fc-dim", type=int, default=None, help="attgan: critic's fully connected width (official 1024)")
+    t.add_argument("--layers", type=int, default=None, help="attgan: encoder/decoder/critic depth (official 5 at 128 px)")
+    t.add_argument("--holdout", type=int, default=None, help="last N images (sorted) held out for evaluation (default 1000)")
     t.add_argument("--max-minutes", type=float, default=None, help="stop (and checkpoint) after this long")
     t.add_argument("--save-every", type=int, default=2000)
     t.add_argument("--sample-every", type=int, default=2000)
     t.add_argument("--resume", action="store_true")
     t.add_argument("--device", default=None)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--amp", default=None, choices=["bf16", "none"], help="autocast (default: bf16 on CUDA, none on CPU)")
+    t.add_argument("--seed", type=int, default=None)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("export", help="export a training run's generator weights as safetensors")

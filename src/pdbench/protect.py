@@ -43,11 +43,11 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
         raise InputError(f"{src.name} is {img.size[0]}x{img.size[1]}: too small for {generator} ({res} px); use a photo of at least {res // 2} px")
     kw = {k: v for k, v in {"eps": eps, "steps": steps}.items() if v is not None}
     d = get_defense(defense, **kw)
-    x = from_uint8(preprocess(img, res))
+    x = from_uint8(preprocess(img, res, G.crop))
     target = Target.of(G, None, 1)
     x_adv = d.protect(x, target)
 
-    box = crop_box(img.size)
+    box = crop_box(img.size, G.crop)
     side = box[2] - box[0]
     delta = F.interpolate(x_adv - x, size=(side, side), mode="bilinear", align_corners=False)[0]
     levels = math.floor(d.eps * 127.5 + 1e-9)
@@ -60,7 +60,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
         Image.fromarray(protected).save(tmp, format=Image.registered_extensions()[dst.suffix.lower()])
 
     saved = _load_image(dst)
-    x_saved = from_uint8(preprocess(saved, res))
+    x_saved = from_uint8(preprocess(saved, res, G.crop))
     orig = np.asarray(img, dtype=np.int16)
     linf = int(np.abs(np.asarray(saved, dtype=np.int16) - orig).max())
     mse_img = float(((np.asarray(saved, dtype=np.float64) - orig) ** 2).mean())

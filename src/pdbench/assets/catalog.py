@@ -47,4 +47,7 @@ OFFICIAL_GENERATORS = [
     ('stargan-celeba-256-official', 'generators/stargan/celeba-256x256-5attrs/200000-G.ckpt',
      'https://www.dropbox.com/s/zdq6roqf63m0v5f/celeba-256x256-5attrs.zip?dl=1',
      'CC BY-NC 4.0 (yunjey/stargan: download.sh, pretrained-celeba-256x256)', {'resolution': 256}),
+    ('attgan-celeba-128-official', 'generators/attgan/128_shortcut1_inject1_none/checkpoint/weights.199.pth',
+     'https://goo.gl/mQkqNo',
+     'MIT (elvisyjlin/AttGAN-PyTorch: README, pretrained 128_shortcut1_inject1_none)', {'resolution': 128}),
 ]

@@ -41,7 +41,7 @@ def _label(spec: dict) -> str:
     return label(spec["name"], {k: v for k, v in spec.items() if k != "name"})
 
 
-def open_dataset(ds: dict, resolution: int) -> FaceFolder:
+def open_dataset(ds: dict, resolution: int, crop: float = 1.0) -> FaceFolder:
     ds = dict(ds)
     if "asset" in ds:
         spec = ASSETS.get(ds["asset"])
@@ -53,7 +53,7 @@ def open_dataset(ds: dict, resolution: int) -> FaceFolder:
         attrs = Path(os.path.expandvars(ds["attrs"])).expanduser() if ds.get("attrs") else None
     else:
         raise InputError("config: dataset needs 'path' (a folder of photos) or 'asset' (a dataset name)")
-    return FaceFolder(images, resolution, attr_file=attrs, strict=not ds.get("skip_bad", False))
+    return FaceFolder(images, resolution, attr_file=attrs, strict=not ds.get("skip_bad", False), crop=crop)
 
 
 def select_images(folder: FaceFolder, ds: dict) -> list[int]:
@@ -90,7 +90,7 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
     for gspec in cfg.generators:
         gkw = {k: v for k, v in gspec.items() if k != "name"}
         G = get_generator(gspec["name"], device=device, **gkw)
-        folder = open_dataset(cfg.dataset, G.resolution)
+        folder = open_dataset(cfg.dataset, G.resolution, G.crop)
         idx = select_images(folder, cfg.dataset)
         names = folder.names(idx)
         labels = folder.labels(G.attributes, idx) if getattr(G, "attributes", None) else None

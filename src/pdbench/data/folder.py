@@ -1,8 +1,8 @@
 """A dataset over a folder of face photos.
 
-Preprocessing is StarGAN's own: a centre crop to a square of the short side (178 px on CelebA's
-178×218 aligned images, 89 px on the 89×109 copies), then a bilinear, antialiased resize to the
-generator's resolution. Files that are not images, cannot be decoded, or are too small are reported
+Preprocessing is the generators' official one: a centre crop to a square of the short side (178 px on
+CelebA's 178×218 aligned images, 89 px on the 89×109 copies; ``crop`` < 1 takes a tighter square, as
+AttGAN's 170 of 178), then a bilinear, antialiased resize to the generator's resolution. Files that are not images, cannot be decoded, or are too small are reported
 by name, never dropped silently.
 """
 
@@ -49,19 +49,22 @@ def _load_image(path: Path) -> Image.Image:
         raise InputError(f"{path}: not a readable image ({type(e).__name__}); remove it or convert it to JPEG/PNG") from e
 
 
-def preprocess(img: Image.Image, resolution: int) -> np.ndarray:
-    """Centre crop to the short side, resize to resolution×resolution; returns uint8 HWC."""
-    box = crop_box(img.size)
+def preprocess(img: Image.Image, resolution: int, crop: float = 1.0) -> np.ndarray:
+    """Centre crop to ``crop`` × the short side, resize to resolution×resolution; returns uint8 HWC."""
+    box = crop_box(img.size, crop)
     img = img.crop(box)
     if box[2] - box[0] != resolution:
         img = img.resize((resolution, resolution), Image.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
 
 
-def crop_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of the centred square of the short side."""
+def crop_box(size: tuple[int, int], crop: float = 1.0) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centred square of side ``crop`` × the short side.
+
+    ``crop`` < 1 reproduces a method's tighter official crop (AttGAN: 170 of CelebA's 178 px).
+    """
     w, h = size
-    s = min(w, h)
+    s = max(1, round(min(w, h) * crop))
     left, top = (w - s) // 2, (h - s) // 2
     return left, top, left + s, top + s
 
@@ -74,8 +77,11 @@ class FaceFolder:
     """
 
     def __init__(self, root: str | Path, resolution: int = 128, attr_file: str | Path | None = None,
-                 min_side: int | None = None, strict: bool = True, check_files: bool = True):
+                 min_side: int | None = None, strict: bool = True, check_files: bool = True, crop: float = 1.0):
         self.root = Path(root)
+        if not 0.0 < crop <= 1.0:
+            raise InputError(f"crop must be a fraction of the short side in (0, 1], got {crop}")
+        self.crop = crop
         if not self.root.is_dir():
             raise InputError(f"face folder {self.root} does not exist; pass a folder of photos (or set PDBENCH_ASSETS)")
         self.resolution = resolution
@@ -142,7 +148,7 @@ class FaceFolder:
         return sorted(random.Random(seed).sample(pool, n))
 
     def load_uint8(self, indices: list[int]) -> np.ndarray:
-        return np.stack([preprocess(_load_image(self.files[i]), self.resolution) for i in indices])
+        return np.stack([preprocess(_load_image(self.files[i]), self.resolution, self.crop) for i in indices])
 
     def load(self, indices: list[int]) -> torch.Tensor:
         """Images as float NCHW in [-1, 1] (the pdbench convention)."""

@@ -19,6 +19,7 @@ class Generator(nn.Module):
     resolution: int = 0
     condition_names: tuple[str, ...] = ()
     kind: str = "attribute"  # "attribute" editor or "swap"
+    crop: float = 1.0  # official preprocessing: centre square of crop × the short side, then resize
 
     def generate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

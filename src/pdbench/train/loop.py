@@ -1,0 +1,199 @@
+"""The training loop every generator recipe shares (``pdbench train <method>``).
+
+A recipe is a dataclass of the official hyper-parameters; a trainer subclass builds the generator and
+critic, implements one ``train_step`` (the official update rule) and a ``sample_grid``. This module
+does the rest the same way for every method: the CelebA split and the in-memory uint8 image store,
+random batches with horizontal flip, atomic checkpoints (``state.pt`` holds everything needed to
+resume, ``G.safetensors`` the generator alone), sample grids, a progress bar with the losses, a time
+limit, and bf16 autocast (default on CUDA, ``amp="bf16"`` asks for it on the CPU too).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import FaceFolder
+from ..errors import InputError
+from ..io import save_png, save_safetensors, torch_save, write_text
+
+
+class GANTrainer:
+    name = "?"  # set by TRAINERS.register
+    Recipe: type = object  # the recipe dataclass (official defaults)
+    attributes: tuple[str, ...] = ()
+    crop: float = 1.0  # fraction of the short side centre-cropped before resizing (method's official preprocessing)
+
+    def __init__(self, data: str, attrs: str, out: str, recipe, device: str | None = None, amp: str | None = None):
+        self.recipe = recipe
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if amp not in (None, "bf16", "none"):
+            raise InputError(f"unknown --amp {amp!r}; use bf16 or none")
+        self.amp = amp == "bf16" or (amp is None and self.device.type == "cuda")
+        torch.manual_seed(recipe.seed)
+        ds = FaceFolder(data, recipe.resolution, attr_file=attrs, crop=self.crop)
+        train_idx, test_idx = ds.split(recipe.holdout) if recipe.holdout else (list(range(len(ds))), [])
+        self.dataset = ds
+        t0 = time.time()
+        self.images = torch.from_numpy(ds.load_uint8(train_idx)).permute(0, 3, 1, 2).contiguous().to(self.device)
+        self.labels = ds.labels(self.attributes, train_idx).to(self.device)
+        fixed = (test_idx or train_idx)[:8]
+        self.fixed_x = ds.load(fixed).to(self.device)
+        self.fixed_c = ds.labels(self.attributes, fixed)
+        print(f"loaded {len(train_idx)} training images ({time.time() - t0:.1f}s), device {self.device}"
+              f"{', bf16 autocast' if self.amp else ''}", flush=True)
+        self.G, self.D = self.build()
+        self.G.to(self.device)
+        self.D.to(self.device)
+        self.opt_g, self.opt_d = self.optimizers()
+        self.step = 0
+        self.wall = 0.0
+        self.gen = torch.Generator(device=self.device).manual_seed(recipe.seed)
+        self._perm = torch.empty(0, dtype=torch.long, device=self.device)
+        self._pos = 0
+
+    # -- what a recipe provides ----------------------------------------------------------------
+    @staticmethod
+    def recipe_options(dim: int | None = None, fc_dim: int | None = None, layers: int | None = None,
+                       iters: int | None = None) -> dict:
+        """Recipe fields implied by the CLI's generic --dim / --fc-dim / --layers / --iters."""
+        return {}
+
+    def build(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        r = self.recipe
+        return (torch.optim.Adam(self.G.parameters(), r.g_lr, (r.beta1, r.beta2)),
+                torch.optim.Adam(self.D.parameters(), r.d_lr, (r.beta1, r.beta2)))
+
+    def lr_factor(self) -> float:
+        return 1.0
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def sample_grid(self) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- shared helpers ------------------------------------------------------------------------
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def set_lr(self) -> None:
+        f = self.lr_factor()
+        for opt, base in ((self.opt_g, self.recipe.g_lr), (self.opt_d, self.recipe.d_lr)):
+            for grp in opt.param_groups:
+                grp["lr"] = base * f
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch (epoch-wise permutation), float [-1, 1], each image flipped with p = 0.5."""
+        b = self.recipe.batch_size
+        if self._pos + b > self._perm.numel():
+            self._perm = torch.randperm(self.images.shape[0], device=self.device, generator=self.gen)
+            self._pos = 0
+        idx = self._perm[self._pos:self._pos + b]
+        self._pos += b
+        x = self.images[idx].float().div_(127.5).sub_(1.0)
+        flip = torch.rand(b, device=self.device, generator=self.gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x, self.labels[idx]
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_path(self) -> Path:
+        return self.out / "state.pt"
+
+    def save(self) -> None:
+        torch_save({"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+                    "opt_d": self.opt_d.state_dict(), "step": self.step, "wall": self.wall,
+                    "recipe": asdict(self.recipe), "gen": self.gen.get_state()}, self.state_path())
+        save_safetensors(self.G.state_dict(), self.out / "G.safetensors",
+                         {"step": str(self.step), "method": self.name, "recipe": json.dumps(asdict(self.recipe))})
+        write_text(self.out / "progress.json", json.dumps({"method": self.name, "step": self.step,
+                                                           "wall_s": round(self.wall, 1), "device": str(self.device)}))
+
+    def resume(self) -> bool:
+        p = self.state_path()
+        if not p.exists():
+            return False
+        st = torch.load(p, map_location=self.device, weights_only=True)
+        self.G.load_state_dict(st["G"])
+        self.D.load_state_dict(st["D"])
+        self.opt_g.load_state_dict(st["opt_g"])
+        self.opt_d.load_state_dict(st["opt_d"])
+        self.step, self.wall = int(st["step"]), float(st["wall"])
+        self.gen.set_state(st["gen"].cpu())
+        print(f"resumed from step {self.step}", flush=True)
+        return True
+
+    # -- the loop ------------------------------------------------------------------------------
+    def sample(self) -> Path:
+        grid = self.sample_grid()
+        path = self.out / "samples" / f"{self.step:06d}.png"
+        save_png(path, grid)
+        save_png(self.out / "samples" / "latest.png", grid)
+        return path
+
+    def train(self, max_minutes: float | None = None, save_every: int = 2000, sample_every: int = 2000,
+              log_every: int = 100, progress: bool = True) -> None:
+        from tqdm import tqdm
+
+        r = self.recipe
+        deadline = time.time() + 60 * max_minutes if max_minutes else math.inf
+        bar = tqdm(total=r.iters, initial=self.step, disable=not progress, dynamic_ncols=True, mininterval=5)
+        t_last = time.time()
+        try:
+            while self.step < r.iters and time.time() < deadline:
+                self.set_lr()
+                logs = self.train_step()
+                self.step += 1
+                bar.update(1)
+                if self.step % log_every == 0:
+                    bar.set_postfix({k: f"{float(v):.3f}" for k, v in logs.items()}, refresh=False)
+                if self.step % save_every == 0 or self.step % sample_every == 0:
+                    now = time.time()
+                    self.wall += now - t_last
+                    t_last = now
+                    if self.step % sample_every == 0:
+                        self.sample()
+                    if self.step % save_every == 0:
+                        self.save()
+        finally:
+            self.wall += time.time() - t_last
+            bar.close()
+            self.save()
+            self.sample()
+
+
+def gradient_penalty(critic_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP: mean over the batch of (‖∇ₓ D(x̂)‖₂ − 1)²."""
+    (g,) = torch.autograd.grad(critic_out.sum(), x, create_graph=True)
+    return ((g.float().flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
+def export_generator(run_dir: str | Path, dest: str | Path, fp16: bool = True) -> dict:
+    """Write the run's generator as a safetensors state dict (fp16 by default); returns sha256/size/step."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from ..assets import sha256_file
+
+    src = Path(run_dir) / "G.safetensors"
+    if not src.is_file():
+        raise InputError(f"{src} not found: pass the run directory of `pdbench train` (it holds G.safetensors)")
+    state = load_file(str(src))
+    with safe_open(str(src), "pt") as f:
+        meta = f.metadata() or {}
+    if fp16:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_safetensors(state, dest, {**meta, "dtype": "float16" if fp16 else "float32"})
+    dest = Path(dest)
+    return {"path": str(dest), "sha256": sha256_file(dest), "size": dest.stat().st_size, "step": meta.get("step")}
