@@ -6,7 +6,7 @@ that repository, licence, kind). Dataset rows carry the sha256 of their manifest
 """
 
 FILES = [
-    ('retinaface-mobilenet0.25', 'detectors/retinaface-mobilenet0.25/mobilenet0.25_Final.pth', 'ed6fa7d45a5179f03cb5ce82c73b0c6711372968e53782e88395acee88d319e1', 1789735, 'biubug6/Pytorch_Retinaface', 'weights/mobilenet0.25_Final.pth', 'MIT', 'detector'),
+    ('retinaface-mobilenet0.25', 'detectors/retinaface-mobilenet0.25/mobilenet0.25_Final.pth', 'ed6fa7d45a5179f03cb5ce82c73b0c6711372968e53782e88395acee88d319e1', 1789735, 'biubug6/Face-Detector-1MB-with-landmark', 'weights/mobilenet0.25_Final.pth', 'MIT', 'detector'),
     ('yunet-n-pth', 'detectors/yunet/yunet_n.pth', '9c7c9e14a4d60e57491d77e4d8b0d451bd834f300e05c0dea7fd1f6533817b06', 747497, 'ShiqiYu/libfacedetection.train', 'weights/yunet_n.pth', 'see repository LICENSE (OpenMMLab-derived)', 'detector'),
     ('yunet-n-onnx-320', 'detectors/yunet/yunet_n_320_320.onnx', '81dbde155e982455488235acb8ec2dec5d647edf7cf7080d33e4abb69b93a0d2', 317434, 'ShiqiYu/libfacedetection.train', 'onnx/yunet_n_320_320.onnx', 'see repository LICENSE (OpenMMLab-derived)', 'detector'),
     ('yunet-n-onnx-dynamic', 'detectors/yunet/yunet_n_dynamic.onnx', '104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12', 322906, 'ShiqiYu/libfacedetection.train', 'onnx/yunet_n_dynamic.onnx', 'see repository LICENSE (OpenMMLab-derived)', 'detector'),

@@ -192,7 +192,7 @@ def _grid(G, folder, idx, labels, shown: dict, cache: Path, dest: Path, device) 
 
 
 def summarise(rows: list[dict], metric_names: list[str]) -> list[dict]:
-    """Per-cell (generator, defense, setting) means of every metric, in first-seen order."""
+    """Per-cell (generator, defense, setting) means of every metric over the images where it is defined."""
     cells: dict[tuple, dict[str, list[float]]] = {}
     for r in rows:
         key = (r["generator"], r["defense"], r["setting"])
@@ -202,6 +202,7 @@ def summarise(rows: list[dict], metric_names: list[str]) -> list[dict]:
         entry = {"generator": g, "defense": d, "setting": s,
                  "n_images": len(vals.get(metric_names[0], [])) if metric_names else 0}
         for m, v in vals.items():
-            entry[m] = sum(v) / len(v)
+            v = [a for a in v if a == a]  # NaN: not defined for that image (e.g. no face found on the clean image)
+            entry[m] = sum(v) / len(v) if v else None
         out.append(entry)
     return out

@@ -1,5 +1,5 @@
-"""Faces: identity embedding (and, later, detectors and landmark alignment)."""
+"""Faces: identity embedding, face detectors (:mod:`.detectors`), dlib landmarks and facial masks (:mod:`.landmarks`)."""
 
-from .identity import MobileFaceNet, IdentityEmbedder, get_embedder
+from .identity import IdentityEmbedder, MobileFaceNet, get_embedder
 
 __all__ = ["MobileFaceNet", "IdentityEmbedder", "get_embedder"]
