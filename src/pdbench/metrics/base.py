@@ -43,6 +43,7 @@ class Metric:
     range: tuple[float, float] = (0.0, float("inf"))
     compares: str = "G(x) vs G(x_adv)"
     description: str = ""
+    undefined_when: str = ""  # when set, the metric returns NaN for such images (left out of the means)
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
         raise NotImplementedError
@@ -50,7 +51,7 @@ class Metric:
     @classmethod
     def info(cls) -> dict:
         return {"name": cls.name, "direction": cls.direction, "range": list(cls.range), "compares": cls.compares,
-                "description": cls.description}
+                "description": cls.description, **({"undefined_when": cls.undefined_when} if cls.undefined_when else {})}
 
 
 def per_edit(fn: Callable[..., torch.Tensor], *outputs: torch.Tensor) -> torch.Tensor:

@@ -107,6 +107,7 @@ class DetectorF1(Metric):
     direction = "lower=more disrupted"
     range = (0.0, 1.0)
     compares = "detector(x) vs detector(x_adv)"
+    undefined_when = "the detector finds no face on the clean image"
     detector = "retinaface"
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
