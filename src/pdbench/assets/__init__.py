@@ -64,6 +64,8 @@ def _build() -> dict[str, AssetSpec]:
         out[name] = AssetSpec(name, rel, sha, None, src, None, lic, "dataset", is_dir=True, n_files=n)
     for name, rel, url, lic, meta in catalog.OFFICIAL_GENERATORS:
         out[name] = AssetSpec(name, rel, None, None, url, url, lic, "generator", meta=meta)
+    for name, rel, url, lic, meta in catalog.BACKBONES:
+        out[name] = AssetSpec(name, rel, None, None, url, url, lic, "metric", meta=meta)
     from . import builtin
 
     for spec in builtin.ASSETS:
@@ -132,6 +134,10 @@ def verify(spec: AssetSpec) -> Path:
     if not loc.exists():
         raise _missing(spec)
     if spec.sha256 is None:
+        prefix = spec.meta.get("sha256_prefix")
+        if prefix and not sha256_file(loc).startswith(prefix):
+            raise AssetCorruptError(f"asset {spec.name!r} at {loc} does not have the sha256 its official file name promises "
+                                    f"({prefix}…); delete it and fetch it again from {spec.source}")
         return loc
     if spec.is_dir:
         got, n = manifest_sha256(loc)

@@ -51,3 +51,12 @@ OFFICIAL_GENERATORS = [
      'https://goo.gl/mQkqNo',
      'MIT (elvisyjlin/AttGAN-PyTorch: README, pretrained 128_shortcut1_inject1_none)', {'resolution': 128}),
 ]
+
+# ImageNet backbones of LPIPS (torchvision's releases). Not obtainable here; torchvision names each file
+# with the first 8 hex digits of its sha256, which is what pdbench checks.
+BACKBONES = [
+    ('alexnet-imagenet-torchvision', 'metrics/lpips/backbones/alexnet-owt-7be5be79.pth',
+     'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth', 'BSD-3-Clause (torchvision)', {'sha256_prefix': '7be5be79'}),
+    ('vgg16-imagenet-torchvision', 'metrics/lpips/backbones/vgg16-397923af.pth',
+     'https://download.pytorch.org/models/vgg16-397923af.pth', 'BSD-3-Clause (torchvision)', {'sha256_prefix': '397923af'}),
+]

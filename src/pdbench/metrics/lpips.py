@@ -1,0 +1,135 @@
+"""LPIPS (Zhang et al. 2018), as richzhang/PerceptualSimilarity computes it, version 0.1.
+
+The input ([-1, 1], RGB) is shifted and scaled per channel (shift −0.030, −0.088, −0.188; scale 0.458,
+0.448, 0.450), passed through an ImageNet backbone (AlexNet for ``lpips``, the PDB default; VGG-16
+for ``lpips_vgg``, LEAT's success rule) cut after five ReLUs; each feature map is unit-normalised along
+channels, the squared difference is weighted by the learned linear layer, averaged over space and
+summed over the five layers.
+
+The linear weights are the official ``v0.1/{alex,vgg}.pth`` (assets ``lpips-v0.1-*``). The backbones
+are torchvision's ImageNet weights (``alexnet-owt-7be5be79.pth``, ``vgg16-397923af.pth``), looked up
+in the asset directory or torchvision's own cache ($TORCH_HOME/hub/checkpoints); without them the
+metric stops with the missing-asset error. A random backbone is never substituted: reports fall back
+to PSNR / SSIM of the outputs (``psnr_out``, ``ssim_out``) and say so.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..assets import ASSETS, _missing, load_state_dict, verify
+from ..errors import AssetCorruptError
+from . import METRICS
+from .base import Metric, MetricInputs, per_edit
+
+SHIFT = (-0.030, -0.088, -0.188)
+SCALE = (0.458, 0.448, 0.450)
+# torchvision ``features`` layouts and the LPIPS cut points (end index of each of the five slices)
+ALEX = [("C", 3, 64, 11, 4, 2), "R", "M", ("C", 64, 192, 5, 1, 2), "R", "M", ("C", 192, 384, 3, 1, 1), "R",
+        ("C", 384, 256, 3, 1, 1), "R", ("C", 256, 256, 3, 1, 1), "R"]
+ALEX_CUTS = (2, 5, 8, 10, 12)
+VGG = []
+for _c_in, _c, _n in ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3)):
+    for _i in range(_n):
+        VGG += [("C", _c_in if _i == 0 else _c, _c, 3, 1, 1), "R"]
+    VGG.append("M")
+VGG = VGG[:-1]  # LPIPS stops at the last ReLU (index 29)
+VGG_CUTS = (4, 9, 16, 23, 30)
+NETS = {"alex": (ALEX, ALEX_CUTS, "alexnet-imagenet-torchvision"), "vgg": (VGG, VGG_CUTS, "vgg16-imagenet-torchvision")}
+
+
+def features(layout: list) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    for op in layout:
+        if op == "R":
+            mods.append(nn.ReLU(inplace=False))
+        elif op == "M":
+            mods.append(nn.MaxPool2d(3, 2) if layout is ALEX else nn.MaxPool2d(2, 2))
+        else:
+            _, i, o, k, s, p = op
+            mods.append(nn.Conv2d(i, o, k, s, p))
+    return nn.Sequential(*mods)
+
+
+class LPIPS(nn.Module):
+    def __init__(self, net: str = "alex"):
+        super().__init__()
+        layout, cuts, _ = NETS[net]
+        self.features = features(layout)
+        self.cuts = cuts
+        chans = [m.out_channels for m in self.features if isinstance(m, nn.Conv2d)]
+        outs = [chans[sum(isinstance(m, nn.Conv2d) for m in self.features[:c]) - 1] for c in cuts]
+        self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in outs)
+        self.register_buffer("shift", torch.tensor(SHIFT)[None, :, None, None])
+        self.register_buffer("scale", torch.tensor(SCALE)[None, :, None, None])
+
+    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h, out, start = (x - self.shift) / self.scale, [], 0
+        for c in self.cuts:
+            h = self.features[start:c](h)
+            out.append(h)
+            start = c
+        return out
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """(N,) LPIPS distances between image batches a and b ([-1, 1])."""
+        total = 0.0
+        for lin, fa, fb in zip(self.lins, self.taps(a), self.taps(b)):
+            na = fa / (fa.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            nb = fb / (fb.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            total = total + lin((na - nb) ** 2).mean((2, 3))
+        return total.flatten()
+
+
+def _backbone_file(asset: str) -> Path:
+    spec = ASSETS.get(asset)
+    if spec.location().exists():
+        return verify(spec)
+    torch_home = Path(os.environ.get("TORCH_HOME", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch"))
+    cached = torch_home / "hub" / "checkpoints" / Path(spec.path).name
+    if cached.exists():
+        return cached
+    raise _missing(spec)
+
+
+@lru_cache(maxsize=4)
+def load_lpips(net: str = "alex", device: str = "cpu") -> LPIPS:
+    model = LPIPS(net)
+    _, _, backbone = NETS[net]
+    lin = load_state_dict(ASSETS.get(f"lpips-v0.1-{net}").location(), asset=ASSETS.get(f"lpips-v0.1-{net}"))
+    model.lins.load_state_dict({k.replace("lin", "", 1).replace(".model.1.", "."): v for k, v in lin.items()}, strict=True)
+    state = load_state_dict(_backbone_file(backbone))
+    feats = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    if not feats:
+        raise AssetCorruptError(f"{backbone}: no 'features.*' weights in the checkpoint (not a torchvision {net} file)")
+    model.features.load_state_dict(feats, strict=True)
+    return model.to(device).eval().requires_grad_(False)
+
+
+class _LPIPSMetric(Metric):
+    net = "alex"
+    range = (0.0, float("inf"))
+
+    def __init__(self):
+        _backbone_file(NETS[self.net][2])  # fail when the run is configured, not after hours of defenses
+
+    def __call__(self, inp: MetricInputs) -> torch.Tensor:
+        model = load_lpips(self.net, str(inp.out_clean.device))
+        return per_edit(lambda a, b: torch.cat([model(a[i:i + 64], b[i:i + 64]) for i in range(0, a.shape[0], 64)]),
+                        inp.out_clean, inp.out_adv).mean(0)
+
+
+@METRICS.register("lpips")
+class LPIPSAlex(_LPIPSMetric):
+    description = "LPIPS v0.1 (AlexNet) between G(x) and G(x_adv); needs torchvision's ImageNet AlexNet weights"
+
+
+@METRICS.register("lpips_vgg")
+class LPIPSVGG(_LPIPSMetric):
+    net = "vgg"
+    description = "LPIPS v0.1 (VGG-16) between G(x) and G(x_adv); needs torchvision's ImageNet VGG-16 weights"
