@@ -6,10 +6,12 @@ released ``068.ckpt`` (CASIA-WebFace, 99.5 % LFW accuracy as reported there) loa
 mirror image and the two 128-d features are concatenated; inputs are normalised as (v − 127.5)/128.
 Everything is differentiable, so identity losses can be optimised through it.
 
-Alignment: the model expects faces aligned to the 96×112 five-point template. Until landmark
-alignment lands, :class:`IdentityEmbedder` takes a fixed crop box (relative coordinates) of an already
-aligned square face. ``"celeba"`` is the box that maps CelebA's mean aligned landmarks, after
-StarGAN's centre crop, onto that template; ``"full"`` uses the whole image.
+Alignment: the model expects faces aligned to the 96×112 five-point template. ``box="detect"``
+finds the five landmarks with RetinaFace (:mod:`pdbench.faces.detectors`) and warps each face onto
+that template (:mod:`pdbench.faces.align`; the most confident face per image, the whole image where
+none is found). For photos that are already aligned crops, a fixed crop box (relative coordinates)
+is cheaper and needs no detector: ``"celeba"`` maps CelebA's mean aligned landmarks, after StarGAN's
+centre crop, onto the template; ``"full"`` uses the whole image.
 """
 
 from __future__ import annotations
@@ -89,14 +91,40 @@ class IdentityEmbedder(nn.Module):
     def __init__(self, net: MobileFaceNet, box: str | tuple = "celeba"):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
-        self.box = BOXES[box] if isinstance(box, str) else tuple(box)
+        self.detect = box == "detect"
+        self.box = BOXES["full"] if self.detect else BOXES[box] if isinstance(box, str) else tuple(box)
+        self.found: torch.Tensor | None = None  # detect mode: which images of the last batch had a face
 
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, "identity input")
+    def _crop(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         l, t, r, b = self.box
         crop = x[..., round(t * h):round(b * h), round(l * w):round(r * w)]
-        crop = F.interpolate(crop, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(crop, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+
+    def _aligned(self, x: torch.Tensor) -> torch.Tensor:
+        from .align import MOBILEFACENET_112x96, align
+
+        det = _detector(str(x.device))
+        f = max(1.0, DETECT_MIN / min(x.shape[-2:]))
+        xs = F.interpolate(x.detach(), scale_factor=f, mode="bilinear", align_corners=False) if f > 1 else x.detach()
+        found = det.detect(xs)
+        lm = torch.zeros(x.shape[0], 5, 2)
+        ok = torch.zeros(x.shape[0], dtype=torch.bool)
+        for i, d in enumerate(found):
+            if d:
+                lm[i] = torch.as_tensor(d[0].landmarks, dtype=torch.float32) / f
+                ok[i] = True
+        self.found = ok
+        out = self._crop(x)
+        if ok.any():
+            al = align(x[ok], lm[ok], MOBILEFACENET_112x96, self.size)
+            out = out.clone()
+            out[ok.to(x.device)] = al
+        return out
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, "identity input")
+        crop = self._aligned(x) if self.detect else self._crop(x)
         # pdbench [-1, 1] -> the model's (v − 127.5) / 128 on 0..255
         return (crop + 1.0) * 127.5 / 128.0 - 127.5 / 128.0
 
@@ -107,6 +135,15 @@ class IdentityEmbedder(nn.Module):
 
 
 _CACHE: dict = {}
+DETECT_MIN = 128  # images are upsampled to this short side for landmark detection
+
+
+def _detector(device: str):
+    from .detectors import get_detector
+
+    if ("retinaface", device) not in _CACHE:
+        _CACHE[("retinaface", device)] = get_detector("retinaface", device=device)
+    return _CACHE[("retinaface", device)]
 
 
 def get_embedder(box: str | tuple = "celeba", device: str | torch.device = "cpu") -> IdentityEmbedder:
