@@ -26,6 +26,18 @@ def test_protect_real_photo_respects_eps_and_disrupts(tmp_path, capsys):
     assert mse > 0.05, text
 
 
+def test_protect_to_webp_is_lossless(tmp_path):
+    """WebP is lossy by default in Pillow; the perturbation written as .webp must come back exactly."""
+    from conftest import require_asset
+
+    photo = sorted((require_asset("codeformer-cropped")).iterdir())[0]
+    assert main(["protect", str(photo), "-o", str(tmp_path / "p.png"), "--steps", "2"]) == 0
+    assert main(["protect", str(photo), "-o", str(tmp_path / "p.webp"), "--steps", "2"]) == 0
+    png = np.asarray(Image.open(tmp_path / "p.png").convert("RGB"))
+    webp = np.asarray(Image.open(tmp_path / "p.webp").convert("RGB"))
+    assert np.array_equal(png, webp)  # same seed, same perturbation, no compression loss
+
+
 def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     (tmp_path / "x.jpg").write_text("not an image")
     assert main(["protect", str(tmp_path / "x.jpg"), "-o", str(tmp_path / "o.png")]) == 2

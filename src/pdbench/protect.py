@@ -57,7 +57,9 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     full[box[1]:box[3], box[0]:box[2]] = np.clip(region + step, 0, 255)
     protected = full.astype(np.uint8)
     with atomic_path(dst) as tmp:
-        Image.fromarray(protected).save(tmp, format=Image.registered_extensions()[dst.suffix.lower()])
+        fmt = Image.registered_extensions()[dst.suffix.lower()]
+        # WebP is lossy unless asked; the perturbation must survive the save exactly
+        Image.fromarray(protected).save(tmp, format=fmt, **({"lossless": True, "exact": True} if fmt == "WEBP" else {}))
 
     saved = _load_image(dst)
     x_saved = from_uint8(preprocess(saved, res, G.crop))

@@ -13,8 +13,8 @@ so that the perturbation survives blurring.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from ..filters import apply_blur
 from . import DEFENSES
 from .base import IterativeSignAttack
 
@@ -24,29 +24,10 @@ class Disrupting(IterativeSignAttack):
     random_start = True
 
 
-def _gaussian_kernel(sigma: float, device, dtype) -> torch.Tensor:
-    radius = max(1, int(round(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
 def blur_schedule() -> list[tuple[str, float]]:
     gauss = [("gaussian", 1.0 + 0.5 * i) for i in range(int((3.2 - 1.0) / 0.5) + 1)]  # 1.0 … 3.0
     box = [("average", float(k)) for k in range(3, 10, 2)]  # 3, 5, 7, 9
     return gauss + box
-
-
-def apply_blur(x: torch.Tensor, kind: str, size: float) -> torch.Tensor:
-    c = x.shape[1]
-    if kind == "gaussian":
-        k = _gaussian_kernel(size, x.device, x.dtype)
-    else:
-        k = torch.full((int(size),), 1.0 / int(size), device=x.device, dtype=x.dtype)
-    pad = k.numel() // 2
-    y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 @DEFENSES.register("disrupting-blur")

@@ -24,6 +24,7 @@ class MetricInputs:
     x_adv: torch.Tensor  # protected images as published, before any practical-setting transform
     out_clean: torch.Tensor  # G(x): (K,N,3,H,W)
     out_adv: torch.Tensor  # G(T(x_adv)): (K,N,3,H,W)
+    x_memo: dict = field(default_factory=dict, repr=False)  # quantities of x alone; may be shared across inputs
     _memo: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -35,6 +36,13 @@ class MetricInputs:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    def memo_x(self, key: str, compute: Callable[[], object]):
+        """Like :meth:`memo` for what depends on the clean images x alone (the runner shares these across
+        every defense and setting of a batch)."""
+        if key not in self.x_memo:
+            self.x_memo[key] = compute()
+        return self.x_memo[key]
 
 
 class Metric:

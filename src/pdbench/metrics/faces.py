@@ -33,7 +33,7 @@ IOU = 0.7
 def _mask(inp: MetricInputs) -> torch.Tensor:
     from ..faces.landmarks import face_mask
 
-    return inp.memo("face_mask", lambda: face_mask(inp.x))
+    return inp.memo_x("face_mask", lambda: face_mask(inp.x))
 
 
 def _l2_face(inp: MetricInputs) -> torch.Tensor:
@@ -112,6 +112,6 @@ class DetectorF1(Metric):
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
         det = _detector(self.detector, str(inp.x.device))
-        truth = det.detect(_upsample(inp.x))
+        truth = inp.memo_x(f"detections:{self.detector}", lambda: det.detect(_upsample(inp.x)))
         found = det.detect(_upsample(inp.x_adv))
         return torch.tensor([f1_against(t, f) for t, f in zip(truth, found)], dtype=torch.float32)

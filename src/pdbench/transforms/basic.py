@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..defenses.disrupting import apply_blur
+from ..filters import apply_blur
 from . import TRANSFORMS
 from .base import Transform
 
