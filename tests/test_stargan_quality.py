@@ -8,7 +8,7 @@ from pdbench.train.evaluate import edit_report
 def test_edits_act_where_the_attribute_lives(stargan, celeba_test_batch):
     x, labels, _ = celeba_test_batch
     with torch.inference_mode():
-        rep = edit_report(stargan.net, x, labels)
+        rep = edit_report(stargan, x, labels)
     e = rep["edits"]
     print(rep)
     for hair in ("to_Black_Hair", "to_Blond_Hair", "to_Brown_Hair"):

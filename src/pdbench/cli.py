@@ -121,7 +121,11 @@ def _list(args: argparse.Namespace) -> int:
     from .metrics import METRICS
     from .transforms import TRANSFORMS
 
-    for title, reg in (("generators", GENERATORS), ("defenses", DEFENSES), ("settings", TRANSFORMS)):
+    from .faces.detectors import DETECTORS
+    from .train import TRAINERS
+
+    for title, reg in (("generators", GENERATORS), ("defenses", DEFENSES), ("settings", TRANSFORMS),
+                       ("face detectors", DETECTORS), ("training recipes (pdbench train)", TRAINERS)):
         print(f"{title}: {', '.join(reg.names())}")
     print("metrics:")
     for n in METRICS.names():

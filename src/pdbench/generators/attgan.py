@@ -240,6 +240,10 @@ class AttGAN(Generator):
         flips = flip_conditions(labels)
         return torch.stack([scale_conditions(flips[i], i) for i in range(len(ATTRS))])
 
+    def unedited(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
+        """The official reconstruction input: every attribute at ±thres_int."""
+        return scale_conditions(torch.zeros(n, len(ATTRS)) if labels is None else labels.float())
+
     def _check(self, x: torch.Tensor) -> None:
         check_images(x, "attgan input")
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:

@@ -27,6 +27,10 @@ class Generator(nn.Module):
     def conditions(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def unedited(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
+        """The condition (N, C) that asks for no change (the image's own attributes): reconstruction."""
+        raise NotImplementedError
+
     def generate_many(self, x: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
         """x (N,3,H,W), cs (K,N,C) -> (K,N,3,H,W) in one batched forward."""
         k, n = cs.shape[:2]

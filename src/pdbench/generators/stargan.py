@@ -143,6 +143,9 @@ class StarGAN(Generator):
             raise InputError(f"stargan: expected labels of shape ({n}, {len(ATTRS)}) for {ATTRS}, got {tuple(labels.shape)}")
         return target_conditions(labels)
 
+    def unedited(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
+        return torch.zeros(n, len(ATTRS)) if labels is None else labels.float()
+
     def _check(self, x: torch.Tensor) -> None:
         check_images(x, "stargan input")
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:

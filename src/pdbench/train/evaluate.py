@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from ..generators.stargan import ATTRS, HAIR, target_conditions
 
 
 def region_masks(h: int, w: int) -> dict[str, torch.Tensor]:
@@ -23,23 +22,25 @@ def region_masks(h: int, w: int) -> dict[str, torch.Tensor]:
 
 
 @torch.inference_mode()
-def edit_report(net, x: torch.Tensor, labels: torch.Tensor) -> dict:
+def edit_report(G, x: torch.Tensor, labels: torch.Tensor) -> dict:
     """Per-edit mean |G(x, c) − G(x, c_org)| in the hair and face regions, plus reconstruction L1 errors.
 
+    ``G`` is a :class:`pdbench.generators.Generator` (its official edits and its "no change" condition).
     Edits are measured against the unedited output G(x, c_org), so that what the generator changes
     everywhere (its reconstruction error) does not count as the edit.
     """
     masks = region_masks(*x.shape[-2:])
-    cs = target_conditions(labels)
+    n = x.shape[0]
+    cs = G.conditions(labels, n)
+    c_org = G.unedited(labels, n)
     out: dict = {"edits": {}}
     rec = []
-    same = net(x, labels)
-    for i, c in enumerate(cs):
-        y = net(x, c)
+    same = G.generate(x, c_org)
+    for name, c in zip(G.condition_names, cs):
+        y = G.generate(x, c)
         d = (y - same).abs().mean(dim=1)  # (N, H, W)
-        name = (f"to_{ATTRS[i]}" if i < HAIR else f"flip_{ATTRS[i]}")
         out["edits"][name] = {k: float(d[:, m].mean()) for k, m in masks.items()}
-        rec.append(float((net(y, labels) - x).abs().mean()))
+        rec.append(float((G.generate(y, c_org) - x).abs().mean()))
     out["cycle_l1"] = sum(rec) / len(rec)  # G(G(x, c_trg), c_org) vs x
     out["self_l1"] = float((same - x).abs().mean())  # G(x, c_org) vs x
     return out
