@@ -127,22 +127,27 @@ def test_dsr_idguard_needs_both_conditions(celeba_test_batch):
     assert torch.equal(dsr(dark), expect)  # success only where the identity is also gone
 
 
-def test_yunet_agrees_with_retinaface_and_dlib(retinaface):
-    """Two independent detectors (and dlib's landmarks) agree on where the face and the eyes are."""
+@pytest.mark.parametrize("name,asset", [("yunet", "yunet-n-onnx-dynamic"), ("scrfd", "scrfd-2.5g"),
+                                        ("dlib_hog", None), ("dlib_mmod", None)])
+def test_detectors_agree_with_retinaface_and_dlib(retinaface, name, asset):
+    """Independent detectors find the same face as RetinaFace, and (non-dlib ones) put the eyes where
+    dlib's 68-point model does (dlib's own detectors take their landmarks from that model)."""
     from pdbench.faces.detectors import get_detector
-    from pdbench.faces.landmarks import landmarks68
     from pdbench.faces.detectors.base import box_iou
+    from pdbench.faces.landmarks import landmarks68
 
-    require_asset("yunet-n-onnx-dynamic")
-    yunet = get_detector("yunet")
+    if asset:
+        require_asset(asset)
+    det = get_detector(name)
     ious, eye_err = [], []
-    for name in ("img12.jpg", "img13.jpg", "img14.jpg", "img16.jpg", "img30.jpg", "img33.jpg"):
-        x = _photo(name)
-        y, r = yunet.detect(x)[0], retinaface.detect(x)[0]
-        assert y and y[0].score > 0.8, name
+    for photo in ("img12.jpg", "img13.jpg", "img14.jpg", "img16.jpg", "img30.jpg", "img33.jpg"):
+        x = _photo(photo)
+        y, r = det.detect(x)[0], retinaface.detect(x)[0]
+        assert y, (name, photo)
         ious.append(box_iou(y[0].box, r[0].box)[0, 0])
         pts, _ = landmarks68(x)
         eyes = np.stack([pts[0, 36:42].mean(0), pts[0, 42:48].mean(0)])
         eye_err.append(np.linalg.norm(y[0].landmarks[:2] - eyes, axis=1).max() / np.linalg.norm(eyes[1] - eyes[0]))
-    assert np.median(ious) > 0.5, ious
-    assert max(eye_err) < 0.25, eye_err
+    assert np.median(ious) > 0.5, (name, ious)
+    if not name.startswith("dlib"):
+        assert max(eye_err) < 0.25, (name, eye_err)

@@ -32,6 +32,9 @@ class YuNet(FaceDetector):
             raise AssetMissingError(f"OpenCV {cv2.__version__} has no FaceDetectorYN; install opencv >= 4.8")
         self.cv2 = cv2
         self.model = model
+        self._det = None
+        if hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
     @classmethod
     def load(cls, checkpoint: str | None = None, device: str | torch.device = "cpu") -> "YuNet":
@@ -48,8 +51,12 @@ class YuNet(FaceDetector):
         for im in to_uint8(x):
             bgr = np.ascontiguousarray(im[..., ::-1])
             h, w = bgr.shape[:2]
-            det = self.cv2.FaceDetectorYN.create(self.model, "", (w, h), thr, nms_iou, 5000)
-            _, faces = det.detect(bgr)
+            if self._det is None:
+                self._det = self.cv2.FaceDetectorYN.create(self.model, "", (w, h), thr, nms_iou, 5000)
+            self._det.setInputSize((w, h))
+            self._det.setScoreThreshold(thr)
+            self._det.setNMSThreshold(nms_iou)
+            _, faces = self._det.detect(bgr)
             dets = []
             for f in ([] if faces is None else faces):
                 box = np.array([f[0], f[1], f[0] + f[2], f[1] + f[3]], dtype=np.float64)
