@@ -115,3 +115,9 @@ class DetectorF1(Metric):
         truth = inp.memo_x(f"detections:{self.detector}", lambda: det.detect(_upsample(inp.x)))
         found = det.detect(_upsample(inp.x_adv))
         return torch.tensor([f1_against(t, f) for t, f in zip(truth, found)], dtype=torch.float32)
+
+
+@METRICS.register("detector_f1_mtcnn")
+class DetectorF1MTCNN(DetectorF1):
+    description = "MTCNN F1 at IoU 0.7 on x_adv against its faces on x"
+    detector = "mtcnn"

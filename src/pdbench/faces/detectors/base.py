@@ -48,8 +48,11 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
-    """Greedy non-maximum suppression; returns kept indices, best first."""
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float, mode: str = "union") -> torch.Tensor:
+    """Greedy non-maximum suppression; returns kept indices, best first.
+
+    ``mode="min"`` divides the overlap by the smaller box instead of the union (MTCNN's last stage).
+    """
     order = scores.argsort(descending=True)
     boxes = boxes[order]
     keep: list[int] = []
@@ -62,6 +65,7 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
         lt = torch.maximum(boxes[i, :2], boxes[i + 1:, :2])
         rb = torch.minimum(boxes[i, 2:], boxes[i + 1:, 2:])
         inter = (rb - lt).clamp(min=0).prod(-1)
-        ov = inter / (areas[i] + areas[i + 1:] - inter).clamp(min=1e-12)
+        denom = torch.minimum(areas[i], areas[i + 1:]) if mode == "min" else areas[i] + areas[i + 1:] - inter
+        ov = inter / denom.clamp(min=1e-12)
         alive[i + 1:] &= ov <= iou
     return order[torch.tensor(keep, dtype=torch.long)]
