@@ -207,9 +207,12 @@ class AttGAN(Generator):
         self.eval()
 
     @classmethod
-    def from_assets(cls, checkpoint: str | None = None, asset: str = "attgan-celeba-64-pdbench",
+    def from_assets(cls, checkpoint: str | None = None, asset: str = "attgan-celeba-128-official",
                     resolution: int | None = None, device: str | torch.device = "cpu") -> "AttGAN":
-        """pdbench's own weights (default) or an official/user checkpoint (``weights.*.pth`` with 'G', or a state dict)."""
+        """An official or user checkpoint (``weights.*.pth`` holding 'G', or a plain state dict), or an asset.
+
+        The default asset is the authors' 128 px checkpoint; without it the error says where it comes from.
+        """
         from ..assets import ASSETS
 
         spec = ASSETS.get(asset) if checkpoint is None else None
