@@ -1,8 +1,6 @@
 """The asset store: lookup, checksums, clear errors, fetch and import."""
 
-import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 

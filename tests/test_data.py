@@ -1,4 +1,4 @@
-import shutil
+"""FaceFolder: loading, preprocessing, attribute files and clear errors for bad input."""
 
 import numpy as np
 import pytest

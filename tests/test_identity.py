@@ -4,7 +4,6 @@ import random
 from collections import defaultdict
 
 import numpy as np
-import pytest
 import torch
 
 from conftest import require_asset

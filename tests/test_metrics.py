@@ -1,6 +1,5 @@
 """Metrics against their reference implementations (scikit-image) and hand computations."""
 
-import numpy as np
 import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity

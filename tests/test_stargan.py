@@ -5,7 +5,6 @@ import torch
 
 from pdbench.assets import ASSETS, verify
 from pdbench.errors import AssetCorruptError, AssetMissingError, InputError
-from pdbench.generators import get_generator
 from pdbench.generators.stargan import StarGAN, StarGANNet, target_conditions
 
 

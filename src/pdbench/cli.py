@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import PdbenchError, UnknownNameError
+from .errors import PdbenchError
 
 QUICKSTART = Path(__file__).parent / "configs" / "quickstart.yaml"
 

@@ -190,9 +190,9 @@ def _grid(G, folder, idx, labels, shown: dict, cache: Path, dest: Path, device) 
     target = Target.of(G, None if labels is None else labels[:m], m)
     clean = torch.load(cache / "clean-b0000.pt", map_location=device, weights_only=True)[0, :m]
     cols = {}
-    for label, folder_ in shown.items():
+    for dlabel, folder_ in shown.items():
         x_adv = torch.load(folder_ / "b0000-adv.pt", map_location=device, weights_only=True)["x_adv"][:m]
-        cols[label] = (x_adv, target.outputs(x_adv)[0][0])
+        cols[dlabel] = (x_adv, target.outputs(x_adv)[0][0])
     return defense_grid(x, clean, cols, dest)
 
 

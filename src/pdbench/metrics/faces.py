@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from . import METRICS
-from .base import Metric, MetricInputs, per_edit
+from .base import Metric, MetricInputs
 from .identity import _per_edit as _identity
 
 DETECT_SIZE = 128

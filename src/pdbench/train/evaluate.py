@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 
-
 def region_masks(h: int, w: int) -> dict[str, torch.Tensor]:
     ys = (torch.arange(h).float() + 0.5) / h
     xs = (torch.arange(w).float() + 0.5) / w

@@ -16,7 +16,6 @@ detector-poisoning attacks.
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 
 import numpy as np
