@@ -40,7 +40,19 @@ class AssetSpec:
     meta: dict = field(default_factory=dict, hash=False, compare=False)
 
     def location(self) -> Path:
-        return (BUILTIN_DIR if self.builtin else asset_dir()) / self.path
+        """Where the asset is: the asset directory, else (if ``meta['package']`` names a Python package
+        that ships the same file) inside that installed package, without importing it."""
+        loc = (BUILTIN_DIR if self.builtin else asset_dir()) / self.path
+        pkg = self.meta.get("package")
+        if not loc.exists() and pkg:
+            import importlib.util
+
+            spec = importlib.util.find_spec(pkg)
+            if spec is not None and spec.submodule_search_locations:
+                shipped = Path(list(spec.submodule_search_locations)[0]) / self.meta["package_path"]
+                if shipped.exists():
+                    return shipped
+        return loc
 
 
 def asset_dir() -> Path:
@@ -58,7 +70,7 @@ def _build() -> dict[str, AssetSpec]:
     out: dict[str, AssetSpec] = {}
     for name, rel, sha, size, repo, path, lic, kind in catalog.FILES:
         src, url = _gh(repo, path)
-        out[name] = AssetSpec(name, rel, sha, size, src, url, lic, kind)
+        out[name] = AssetSpec(name, rel, sha, size, src, url, lic, kind, meta=catalog.SHIPPED_IN.get(name, {}))
     for name, rel, sha, n, repo, path, lic in catalog.DATASETS:
         src, _ = _gh(repo, path)
         out[name] = AssetSpec(name, rel, sha, None, src, None, lic, "dataset", is_dir=True, n_files=n)

@@ -31,6 +31,11 @@ FILES = [
     ('lpips-v0.1-squeeze', 'metrics/lpips/v0.1/squeeze.pth', '4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76', 10811, 'richzhang/PerceptualSimilarity', 'lpips/weights/v0.1/squeeze.pth', 'BSD-2-Clause', 'metric'),
 ]
 
+# Files that a PyPI package also ships (found there when the asset directory lacks them; same sha256).
+SHIPPED_IN = {
+    f"mtcnn-{n}": {"package": "facenet_pytorch", "package_path": f"data/{n}.pt"} for n in ("pnet", "rnet", "onet")
+}
+
 DATASETS = [
     ('celeba-10k-89px', 'faces/celeba-10k-89px', 'e692ebd51ec2310c36137a68d46321b027285552e38aab1a2bab181e73dc9da6', 10002, 'karthikSingireddy/cs389-hw4', 'celebA', 'CelebA: research use only'),
     ('celebahq-stargan-v2', 'faces/celebahq-stargan-v2', '20a54e6998abb35c75c85a49466811bd0ffd7109909fd558cf4414e830f999c2', 56, 'clovaai/stargan-v2', 'assets/representative/celeba_hq', 'CelebA-HQ research use only; repository CC BY-NC 4.0'),

@@ -15,7 +15,6 @@ detector-poisoning attacks.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...assets import ASSETS, _missing, load_state_dict, sha256_file
-from ...errors import AssetCorruptError
+from ...assets import load_state_dict, resolve
 from ...tensors import check_images
 from . import DETECTORS
 from .base import Detection, FaceDetector, nms
@@ -88,17 +86,7 @@ class ONet(nn.Module):
 
 
 def _weights(stage: str) -> Path:
-    spec = ASSETS.get(f"mtcnn-{stage}")
-    loc = spec.location()
-    if not loc.exists():
-        pkg = importlib.util.find_spec("facenet_pytorch")
-        cand = Path(list(pkg.submodule_search_locations)[0]) / "data" / f"{stage}.pt" if pkg else None
-        if cand is None or not cand.exists():
-            raise _missing(spec)
-        loc = cand
-    if sha256_file(loc) != spec.sha256:
-        raise AssetCorruptError(f"{loc} is not facenet-pytorch's {stage}.pt (sha256 differs); reinstall or re-fetch it")
-    return loc
+    return resolve(f"mtcnn-{stage}")  # asset directory, else the facenet-pytorch package; sha256-checked
 
 
 def _resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
