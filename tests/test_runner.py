@@ -71,3 +71,21 @@ def test_config_errors_are_clear(celeba_dir, tmp_path):
         run(_cfg(celeba_dir, tmp_path, metrics=["lpipz"]), progress=False)
     with pytest.raises(InputError, match="unknown key"):
         BenchConfig.from_dict({"dataset": {}, "generators": [], "defenses": [], "metrics": [], "bogus": 1})
+
+
+def test_metrics_with_parameters_get_their_own_column(celeba_dir, tmp_path):
+    """A metric configured with parameters (detector F1 with YuNet) is a column of its own, next to the
+    default; a parameter the metric does not take, or an unknown detector, is refused up front."""
+    from conftest import require_asset
+
+    require_asset("yunet-n-onnx-dynamic")
+    metrics = ["mse", "detector_f1", {"name": "detector_f1", "detector": "yunet"}]
+    cfg = _cfg(celeba_dir, tmp_path, metrics=metrics, defenses=["none"], settings=["none"])
+    assert cfg.metrics == ["mse", "detector_f1", "detector_f1(detector=yunet)"]
+    run(cfg, progress=False)
+    summary = json.loads((tmp_path / "results.json").read_text())["summary"][0]
+    assert summary["detector_f1"] == 1.0 and summary["detector_f1(detector=yunet)"] == 1.0  # clean = clean
+    with pytest.raises(InputError, match="takes no parameter"):
+        run(_cfg(celeba_dir, tmp_path / "b", metrics=[{"name": "mse", "power": 3}]), progress=False)
+    with pytest.raises(UnknownNameError, match="yunet"):
+        run(_cfg(celeba_dir, tmp_path / "c", metrics=[{"name": "detector_f1", "detector": "yunett"}]), progress=False)

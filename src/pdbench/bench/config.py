@@ -38,6 +38,12 @@ def _norm_list(items, what: str) -> list[dict]:
     return out
 
 
+def _metric_label(spec: dict) -> str:
+    from ..registry import label
+
+    return label(spec["name"], {k: v for k, v in spec.items() if k != "name"})
+
+
 @dataclass
 class BenchConfig:
     name: str
@@ -45,12 +51,17 @@ class BenchConfig:
     generators: list[dict]
     defenses: list[dict]
     settings: list
-    metrics: list[str]
+    metrics: list[str]  # labels: "name" or "name(k=v,...)" for configured ones (see metric_specs)
     batch_size: int = 16
     device: str = "cpu"
     out: str = "results"
     seed: int = 0
     extra: dict = field(default_factory=dict)
+    metric_specs: list[dict] = field(default_factory=list)  # {"name": ..., **params}, parallel to metrics
+
+    def __post_init__(self) -> None:
+        if not self.metric_specs:
+            self.metric_specs = [{"name": m} for m in self.metrics]
 
     @classmethod
     def from_dict(cls, d: dict, base: Path | None = None) -> "BenchConfig":
@@ -67,7 +78,8 @@ class BenchConfig:
         return cls(
             name=str(d.get("name", "bench")), dataset=ds,
             generators=_norm_list(d["generators"], "generators"), defenses=_norm_list(d["defenses"], "defenses"),
-            settings=list(d.get("settings") or ["none"]), metrics=[str(m) for m in d["metrics"]],
+            settings=list(d.get("settings") or ["none"]), metrics=[_metric_label(m) for m in _norm_list(d["metrics"], "metrics")],
+            metric_specs=_norm_list(d["metrics"], "metrics"),
             batch_size=int(d.get("batch_size", 16)), device=str(d.get("device", "cpu")),
             out=str(d.get("out", "results")), seed=int(d.get("seed", 0)),
         )

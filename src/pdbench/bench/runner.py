@@ -69,8 +69,8 @@ def _validate(cfg: BenchConfig) -> list:
         GENERATORS.get(g["name"])
     for d in cfg.defenses:
         DEFENSES.get(d["name"])
-    for m in cfg.metrics:
-        METRICS.get(m)
+    for m in cfg.metric_specs:
+        METRICS.get(m["name"])
     return [parse_setting(s) for s in cfg.settings]
 
 
@@ -79,13 +79,19 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
     from tqdm import tqdm
 
     settings = _validate(cfg)
-    metrics = [get_metric(m) for m in cfg.metrics]
+    metrics = []  # (label, metric) in the configured order
+    for lab, spec in zip(cfg.metrics, cfg.metric_specs):
+        params = {k: v for k, v in spec.items() if k != "name"}
+        try:
+            metrics.append((lab, get_metric(spec["name"], **params)))
+        except TypeError:
+            raise InputError(f"config: metric {spec['name']!r} takes no parameter(s) {sorted(params)}") from None
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if cfg.device == "auto" else cfg.device))
     out = Path(cfg.out)
     stats = {"computed": 0, "reused": 0}
     rows: list[dict] = []
-    meta: dict = {"name": cfg.name, "config": cfg.__dict__, "generators": {}, "metrics": {m.name: m.info() for m in metrics}}
+    meta: dict = {"name": cfg.name, "config": cfg.__dict__, "generators": {}, "metrics": {lab: m.info() for lab, m in metrics}}
 
     for gspec in cfg.generators:
         gkw = {k: v for k, v in gspec.items() if k != "name"}
@@ -145,7 +151,7 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
                     with torch.inference_mode():
                         out_adv = target.outputs(t(x_adv))[0]
                         inp = MetricInputs(x, x_adv, out_clean, out_adv, x_memo=x_memo)
-                        values = {m.name: m(inp).tolist() for m in metrics}
+                        values = {lab: m(inp).tolist() for lab, m in metrics}
                     cell_rows = [
                         {"image": names[i], "generator": _label(gspec), "defense": _label(dspec), "setting": t.label(),
                          "metric": m, "value": values[m][j]}

@@ -5,8 +5,9 @@
   keep the geometry), on the [-1, 1] scale like every pdbench pixel error, averaged over the edits.
 * ``dsr_idguard``: ID-Guard's success rule, per edit L2-face > 0.05 **and** ID sim < 0.4, as a rate over
   the edits. ID sim uses pdbench's identity model (MobileFaceNet; ID-Guard uses ArcFace).
-* ``detector_f1``: F1 at IoU ≥ 0.7 (TSDF's protocol) of RetinaFace-MobileNet0.25 on the protected image
-  x_adv, with the same detector's faces on the clean image x as ground truth (clean images where it
+* ``detector_f1``: F1 at IoU ≥ 0.7 (TSDF's protocol) of a face detector (RetinaFace-MobileNet0.25 by
+  default; any registered one with ``{name: detector_f1, detector: yunet}`` in a config) on the
+  protected image x_adv, with the same detector's faces on the clean image x as ground truth (clean images where it
   finds none are left out: NaN). Per image: a protected-image detection matching a ground-truth face at
   IoU ≥ 0.7 is a true positive, every other detection a false positive, every unmatched face a false
   negative; F1 = 2TP / (2TP + FP + FN), averaged over images (pooled F1 differs slightly when images
@@ -109,6 +110,14 @@ class DetectorF1(Metric):
     compares = "detector(x) vs detector(x_adv)"
     undefined_when = "the detector finds no face on the clean image"
     detector = "retinaface"
+
+    def __init__(self, detector: str | None = None):
+        """``detector``: any registered face detector (``pdbench list``); default RetinaFace, TSDF's."""
+        if detector is not None:
+            from ..faces.detectors import DETECTORS
+
+            DETECTORS.get(detector)  # unknown names fail here, with the known ones listed
+            self.detector = detector
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
         det = _detector(self.detector, str(inp.x.device))
