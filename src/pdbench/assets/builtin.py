@@ -15,4 +15,16 @@ ASSETS = [
         builtin=True,
         meta={"resolution": 64},
     ),
+    AssetSpec(
+        name="attgan-celeba-64-pdbench",
+        path="attgan_celeba64_pdbench.safetensors",
+        sha256="46fd3526af48f558ee9eaeec1cb5f3e7777b662158cfa3044b8db46dee93bc0c",
+        size=5489630,
+        source="trained by pdbench (`pdbench train attgan`), see docs/model-cards/attgan-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="generator",
+        builtin=True,
+        meta={"resolution": 64},
+    ),
 ]

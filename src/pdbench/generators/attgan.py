@@ -207,11 +207,13 @@ class AttGAN(Generator):
         self.eval()
 
     @classmethod
-    def from_assets(cls, checkpoint: str | None = None, asset: str = "attgan-celeba-128-official",
+    def from_assets(cls, checkpoint: str | None = None, asset: str = "attgan-celeba-64-pdbench",
                     resolution: int | None = None, device: str | torch.device = "cpu") -> "AttGAN":
         """An official or user checkpoint (``weights.*.pth`` holding 'G', or a plain state dict), or an asset.
 
-        The default asset is the authors' 128 px checkpoint; without it the error says where it comes from.
+        The default is pdbench's own 64 px AttGAN, shipped in the package
+        (docs/model-cards/attgan-celeba-64-pdbench.md); ``asset="attgan-celeba-128-official"`` asks for
+        the authors' checkpoint in the asset directory.
         """
         from ..assets import ASSETS
 
