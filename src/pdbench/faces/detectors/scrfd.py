@@ -11,11 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...assets import ASSETS, resolve, verify
-from ...errors import AssetMissingError
 from ...tensors import check_images, to_uint8
 from . import DETECTORS
-from .base import Detection, FaceDetector, nms
+from ._opencv import OpenCVDetector
+from .base import Detection, nms
 
 STRIDES = (8, 16, 32)
 ANCHORS = 2
@@ -23,26 +22,15 @@ SIZE = 640
 
 
 @DETECTORS.register("scrfd")
-class SCRFD(FaceDetector):
+class SCRFD(OpenCVDetector):
     has_landmarks = True
     threshold = 0.5
+    asset = "scrfd-2.5g"
 
     def __init__(self, model: str):
-        try:
-            import cv2
-        except ImportError as e:
-            raise AssetMissingError("SCRFD needs OpenCV: `pip install opencv-contrib-python-headless` (or pdbench[faces])") from e
-        self.cv2 = cv2
-        self.net = cv2.dnn.readNetFromONNX(model)
+        super().__init__(model)
+        self.net = self.cv2.dnn.readNetFromONNX(model)
         self.outputs = self.net.getUnconnectedOutLayersNames()
-
-    @classmethod
-    def load(cls, checkpoint: str | None = None, device: str | torch.device = "cpu") -> "SCRFD":
-        if checkpoint is None:
-            spec = ASSETS.get("scrfd-2.5g")
-            checkpoint = str(resolve(spec.name))
-            verify(spec)
-        return cls(checkpoint)
 
     def detect(self, x: torch.Tensor, threshold: float | None = None, nms_iou: float = 0.4) -> list[list[Detection]]:
         check_images(x, "scrfd input")

@@ -11,38 +11,24 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...assets import ASSETS, resolve, verify
 from ...errors import AssetMissingError
 from ...tensors import check_images, to_uint8
 from . import DETECTORS
-from .base import Detection, FaceDetector
+from ._opencv import OpenCVDetector
+from .base import Detection
 
 
 @DETECTORS.register("yunet")
-class YuNet(FaceDetector):
+class YuNet(OpenCVDetector):
     has_landmarks = True
     threshold = 0.6
+    asset = "yunet-n-onnx-dynamic"
 
     def __init__(self, model: str):
-        try:
-            import cv2
-        except ImportError as e:
-            raise AssetMissingError("YuNet needs OpenCV: `pip install opencv-contrib-python-headless` (or pdbench[faces])") from e
-        if not hasattr(cv2, "FaceDetectorYN"):
-            raise AssetMissingError(f"OpenCV {cv2.__version__} has no FaceDetectorYN; install opencv >= 4.8")
-        self.cv2 = cv2
-        self.model = model
+        super().__init__(model)
+        if not hasattr(self.cv2, "FaceDetectorYN"):
+            raise AssetMissingError(f"OpenCV {self.cv2.__version__} has no FaceDetectorYN; install opencv >= 4.8")
         self._det = None
-        if hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
-    @classmethod
-    def load(cls, checkpoint: str | None = None, device: str | torch.device = "cpu") -> "YuNet":
-        if checkpoint is None:
-            spec = ASSETS.get("yunet-n-onnx-dynamic")
-            checkpoint = str(resolve(spec.name))
-            verify(spec)
-        return cls(checkpoint)
 
     def detect(self, x: torch.Tensor, threshold: float | None = None, nms_iou: float = 0.3) -> list[list[Detection]]:
         check_images(x, "yunet input")
