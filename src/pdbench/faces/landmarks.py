@@ -49,6 +49,11 @@ def _dlib():
     return dlib, dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
 
 
+def require_dlib() -> None:
+    """Fail now, with the install command, when dlib or its landmark model is missing (used at config time)."""
+    _dlib()
+
+
 def landmarks68(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(N, 68, 2) landmarks in pixels of x, and (N,) bool: True where dlib's detector found the face."""
     check_images(x, "landmark input")

@@ -47,8 +47,15 @@ def _l2_face(inp: MetricInputs) -> torch.Tensor:
     return inp.memo("l2_face", compute)
 
 
+class _NeedsDlib(Metric):
+    def __init__(self):
+        from ..faces.landmarks import require_dlib
+
+        require_dlib()  # refused when the run is configured, not after hours of defenses
+
+
 @METRICS.register("l2_face")
-class L2Face(Metric):
+class L2Face(_NeedsDlib):
     description = "ID-Guard L2-face: MSE of G(x) vs G(x_adv) inside the dlib facial mask (eyebrows to mouth)"
     range = (0.0, 4.0)
 
@@ -57,7 +64,7 @@ class L2Face(Metric):
 
 
 @METRICS.register("dsr_idguard")
-class DSRIDGuard(Metric):
+class DSRIDGuard(_NeedsDlib):
     description = "ID-Guard success rate over edits: L2-face > 0.05 and ID sim(G(x), G(x_adv)) < 0.4"
     range = (0.0, 1.0)
 
