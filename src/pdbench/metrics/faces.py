@@ -125,6 +125,7 @@ class DetectorF1(Metric):
 
             DETECTORS.get(detector)  # unknown names fail here, with the known ones listed
             self.detector = detector
+        _detector(self.detector, "cpu")  # a missing weight file is refused now, not after the defenses ran
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
         det = _detector(self.detector, str(inp.x.device))
