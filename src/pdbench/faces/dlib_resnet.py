@@ -13,11 +13,10 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..errors import AssetMissingError
-from ..tensors import check_images, to_uint8
-from .landmarks import UPSAMPLE_TO, _models_dir
+from ..tensors import check_images
+from .landmarks import _models_dir, dlib_images
 
 THRESHOLD = 0.6
 
@@ -43,12 +42,7 @@ def dlib_descriptors(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     detector, sp5, rec = _models()
     out = np.full((x.shape[0], 128), np.nan)
     found = np.zeros(x.shape[0], dtype=bool)
-    for i, im in enumerate(to_uint8(x)):
-        h, w = im.shape[:2]
-        s = max(1.0, UPSAMPLE_TO / min(h, w))
-        if s > 1:
-            im = np.asarray(Image.fromarray(im).resize((round(w * s), round(h * s)), Image.BICUBIC))
-        im = np.ascontiguousarray(im)
+    for i, (im, _) in enumerate(dlib_images(x)):
         dets = detector(im, 1)
         if not len(dets):
             continue

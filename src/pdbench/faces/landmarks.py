@@ -54,17 +54,23 @@ def require_dlib() -> None:
     _dlib()
 
 
+def dlib_images(x: torch.Tensor):
+    """Images of x as dlib wants them, one by one: (contiguous uint8 RGB array, scale), upsampled by
+    ``scale`` so that the short side is at least ``UPSAMPLE_TO`` (dlib's HOG misses small faces)."""
+    for im in to_uint8(x):
+        h, w = im.shape[:2]
+        s = max(1.0, UPSAMPLE_TO / min(h, w))
+        if s > 1:
+            im = np.asarray(Image.fromarray(im).resize((round(w * s), round(h * s)), Image.BICUBIC))
+        yield np.ascontiguousarray(im), s  # dlib reads the buffer, not the strides
+
+
 def landmarks68(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(N, 68, 2) landmarks in pixels of x, and (N,) bool: True where dlib's detector found the face."""
     check_images(x, "landmark input")
     dlib, detector, predictor = _dlib()
-    imgs = to_uint8(x)
     pts, found = [], []
-    for im in imgs:
-        h, w = im.shape[:2]
-        s = max(1.0, UPSAMPLE_TO / min(h, w))
-        big = np.asarray(Image.fromarray(im).resize((round(w * s), round(h * s)), Image.BICUBIC)) if s > 1 else im
-        big = np.ascontiguousarray(big)  # dlib reads the buffer, not the strides
+    for big, s in dlib_images(x):
         dets = detector(big, 0)
         if len(dets):
             rect = max(dets, key=lambda r: r.area())

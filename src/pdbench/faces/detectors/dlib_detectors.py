@@ -13,11 +13,10 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ...errors import AssetMissingError
-from ...tensors import check_images, to_uint8
-from ..landmarks import UPSAMPLE_TO, _dlib, _models_dir
+from ...tensors import check_images
+from ..landmarks import _dlib, _models_dir, dlib_images
 from . import DETECTORS
 from .base import Detection, FaceDetector
 
@@ -48,11 +47,7 @@ class _Dlib(FaceDetector):
         thr = self.threshold if threshold is None else threshold
         _, _, predictor = _dlib()
         out = []
-        for im in to_uint8(x):
-            h, w = im.shape[:2]
-            s = max(1.0, UPSAMPLE_TO / min(h, w))
-            big = np.asarray(Image.fromarray(im).resize((round(w * s), round(h * s)), Image.BICUBIC)) if s > 1 else im
-            big = np.ascontiguousarray(big)
+        for big, s in dlib_images(x):
             dets = []
             for rect, score in self._run(big):
                 if score < thr:
