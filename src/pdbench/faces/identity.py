@@ -104,7 +104,9 @@ class IdentityEmbedder(nn.Module):
     def _aligned(self, x: torch.Tensor) -> torch.Tensor:
         from .align import MOBILEFACENET_112x96, align
 
-        det = _detector(str(x.device))
+        from .detectors import shared_detector
+
+        det = shared_detector("retinaface", str(x.device))
         f = max(1.0, DETECT_MIN / min(x.shape[-2:]))
         xs = F.interpolate(x.detach(), scale_factor=f, mode="bilinear", align_corners=False) if f > 1 else x.detach()
         found = det.detect(xs)
@@ -136,14 +138,6 @@ class IdentityEmbedder(nn.Module):
 
 _CACHE: dict = {}
 DETECT_MIN = 128  # images are upsampled to this short side for landmark detection
-
-
-def _detector(device: str):
-    from .detectors import get_detector
-
-    if ("retinaface", device) not in _CACHE:
-        _CACHE[("retinaface", device)] = get_detector("retinaface", device=device)
-    return _CACHE[("retinaface", device)]
 
 
 def get_embedder(box: str | tuple = "celeba", device: str | torch.device = "cpu") -> IdentityEmbedder:

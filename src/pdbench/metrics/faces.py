@@ -17,12 +17,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..faces.detectors import shared_detector
 from . import METRICS
 from .base import Metric, MetricInputs
 from .identity import _per_edit as _identity
@@ -102,13 +101,6 @@ def f1_against(truth: list, found: list, iou: float = IOU) -> float:
     return 2 * tp / (2 * tp + fp + fn)
 
 
-@lru_cache(maxsize=4)
-def _detector(name: str, device: str):
-    from ..faces.detectors import get_detector
-
-    return get_detector(name, device=device)
-
-
 @METRICS.register("detector_f1")
 class DetectorF1(Metric):
     description = "RetinaFace F1 at IoU 0.7 on x_adv against its faces on x (TSDF's poisoning metric)"
@@ -125,10 +117,10 @@ class DetectorF1(Metric):
 
             DETECTORS.get(detector)  # unknown names fail here, with the known ones listed
             self.detector = detector
-        _detector(self.detector, "cpu")  # a missing weight file is refused now, not after the defenses ran
+        shared_detector(self.detector, "cpu")  # a missing weight file is refused now, not after the defenses ran
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
-        det = _detector(self.detector, str(inp.x.device))
+        det = shared_detector(self.detector, str(inp.x.device))
         truth = inp.memo_x(f"detections:{self.detector}", lambda: det.detect(_upsample(inp.x)))
         found = det.detect(_upsample(inp.x_adv))
         return torch.tensor([f1_against(t, f) for t, f in zip(truth, found)], dtype=torch.float32)

@@ -4,6 +4,8 @@
 :class:`~.base.Detection` (box in pixels, score, five landmarks where the model predicts them).
 """
 
+from functools import lru_cache
+
 from ...registry import Registry
 
 DETECTORS: Registry = Registry("face detector", __name__)
@@ -15,4 +17,10 @@ def get_detector(name: str = "retinaface", **kwargs) -> FaceDetector:
     return DETECTORS.get(name).load(**kwargs)
 
 
-__all__ = ["DETECTORS", "Detection", "FaceDetector", "get_detector"]
+@lru_cache(maxsize=8)
+def shared_detector(name: str = "retinaface", device: str = "cpu") -> FaceDetector:
+    """One loaded detector per (name, device) for the whole process (metrics, identity alignment)."""
+    return get_detector(name, device=device)
+
+
+__all__ = ["DETECTORS", "Detection", "FaceDetector", "get_detector", "shared_detector"]

@@ -29,7 +29,8 @@ class FaceDetector:
     has_landmarks = False
 
     @classmethod
-    def load(cls, **kwargs) -> "FaceDetector":
+    def load(cls, device: str | torch.device = "cpu", **kwargs) -> "FaceDetector":
+        """Build the detector; ``device`` matters only to the PyTorch ones (they override this)."""
         return cls(**kwargs)
 
     def detect(self, x: torch.Tensor, threshold: float | None = None) -> list[list[Detection]]:
