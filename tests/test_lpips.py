@@ -51,7 +51,7 @@ def test_official_linear_weights_and_distance_properties():
     lin = torch.load(require_asset("lpips-v0.1-alex"), map_location="cpu", weights_only=True)
     torch.manual_seed(0)
     m = LPIPS("alex").eval()
-    m.lins.load_state_dict({k.replace("lin", "", 1).replace(".model.1.", "."): v for k, v in lin.items()}, strict=True)
+    m.load_linear(lin)
     assert all((w.weight >= 0).all() for w in m.lins)
     assert torch.equal(m.lins[2].weight, lin["lin2.model.1.weight"])
     a = torch.rand(3, 3, 64, 64) * 2 - 1

@@ -24,6 +24,11 @@ def label(name: str, params: dict) -> str:
     return name + "(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
 
 
+def spec_label(spec: dict) -> str:
+    """:func:`label` of a configured entry ``{"name": ..., **params}``."""
+    return label(spec["name"], {k: v for k, v in spec.items() if k != "name"})
+
+
 class Registry(Generic[T]):
     def __init__(self, kind: str, package: str):
         self.kind = kind

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..registry import spec_label
 
 
 def _norm_list(items, what: str) -> list[dict]:
@@ -36,12 +37,6 @@ def _norm_list(items, what: str) -> list[dict]:
         else:
             raise InputError(f"config: each entry of {what} is a name or a mapping with 'name', got {it!r}")
     return out
-
-
-def _metric_label(spec: dict) -> str:
-    from ..registry import label
-
-    return label(spec["name"], {k: v for k, v in spec.items() if k != "name"})
 
 
 @dataclass
@@ -72,14 +67,15 @@ class BenchConfig:
         for key in ("dataset", "generators", "defenses", "metrics"):
             if key not in d:
                 raise InputError(f"config: missing required key {key!r}")
+        metric_specs = _norm_list(d["metrics"], "metrics")
         ds = dict(d["dataset"])
         if base is not None and "path" in ds and not Path(os.path.expandvars(ds["path"])).is_absolute():
             ds["path"] = str(base / os.path.expandvars(ds["path"]))
         return cls(
             name=str(d.get("name", "bench")), dataset=ds,
             generators=_norm_list(d["generators"], "generators"), defenses=_norm_list(d["defenses"], "defenses"),
-            settings=list(d.get("settings") or ["none"]), metrics=[_metric_label(m) for m in _norm_list(d["metrics"], "metrics")],
-            metric_specs=_norm_list(d["metrics"], "metrics"),
+            settings=list(d.get("settings") or ["none"]), metrics=[spec_label(m) for m in metric_specs],
+            metric_specs=metric_specs,
             batch_size=int(d.get("batch_size", 16)), device=str(d.get("device", "cpu")),
             out=str(d.get("out", "results")), seed=int(d.get("seed", 0)),
         )

@@ -28,17 +28,13 @@ from ..errors import InputError
 from ..generators import GENERATORS, Target, get_generator
 from ..io import torch_save, write_text
 from ..metrics import METRICS, MetricInputs, get_metric
-from ..registry import label
+from ..registry import spec_label
 from ..transforms import parse_setting
 from .config import BenchConfig
 
 
 def _key(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def _label(spec: dict) -> str:
-    return label(spec["name"], {k: v for k, v in spec.items() if k != "name"})
 
 
 def open_dataset(ds: dict, resolution: int, crop: float = 1.0) -> FaceFolder:
@@ -103,19 +99,19 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
         batches = [list(range(i, min(i + cfg.batch_size, len(idx)))) for i in range(0, len(idx), cfg.batch_size)]
         weights = G.fingerprint()
         gkey = f"{gspec['name']}-{_key([gspec, weights, cfg.dataset, cfg.batch_size, names])}"
-        meta["generators"][_label(gspec)] = {"resolution": G.resolution, "n_images": len(idx), "weights": weights,
+        meta["generators"][spec_label(gspec)] = {"resolution": G.resolution, "n_images": len(idx), "weights": weights,
                                              "conditions": list(G.condition_names)}
         cache = out / "cache" / gkey
         n_cells = len(batches) * len(cfg.defenses)
         shown: dict = {}  # defense label -> its cache folder, for the image grid
-        bar = tqdm(total=n_cells, desc=f"{_label(gspec)}", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(total=n_cells, desc=f"{spec_label(gspec)}", disable=not progress, dynamic_ncols=True)
         plan = []  # (spec, defense, cache key) per configured defense
         for dspec in cfg.defenses:
             dkw = {k: v for k, v in dspec.items() if k != "name"}
             dkw.setdefault("seed", cfg.seed * 100_003 + zlib.crc32(dspec["name"].encode()) % 100_003)
             dkey = f"{dspec['name']}-{_key([dspec, cfg.seed])}"
             plan.append((dspec, get_defense(dspec["name"], **dkw), dkey))
-            shown[_label(dspec)] = cache / dkey
+            shown[spec_label(dspec)] = cache / dkey
         for b, bidx in enumerate(batches):  # batches outer: each batch is decoded and its G(x) made once
             sel = [idx[i] for i in bidx]
             x = out_clean = target = None
@@ -153,10 +149,10 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
                         inp = MetricInputs(x, x_adv, out_clean, out_adv, x_memo=x_memo)
                         values = {lab: m(inp).tolist() for lab, m in metrics}
                     cell_rows = [
-                        {"image": names[i], "generator": _label(gspec), "defense": _label(dspec), "setting": t.label(),
+                        {"image": names[i], "generator": spec_label(gspec), "defense": spec_label(dspec), "setting": t.label(),
                          "metric": m, "value": values[m][j]}
                         for j, i in enumerate(bidx) for m in cfg.metrics
-                    ] + [{"image": "*batch*", "generator": _label(gspec), "defense": _label(dspec), "setting": t.label(),
+                    ] + [{"image": "*batch*", "generator": spec_label(gspec), "defense": spec_label(dspec), "setting": t.label(),
                           "metric": "protect_seconds_per_image", "value": secs / len(bidx)}]
                     write_text(cell_files[t.label()], json.dumps(cell_rows))
                     rows += cell_rows
@@ -167,7 +163,7 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
         bar.close()
         if batches:
             grid = _grid(G, folder, idx[:min(4, len(batches[0]))], labels, shown, cache, out / f"grid-{gspec['name']}.png", device)
-            meta["generators"][_label(gspec)]["grid"] = grid.name
+            meta["generators"][spec_label(gspec)]["grid"] = grid.name
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["image", "generator", "defense", "setting", "metric", "value"])

@@ -33,16 +33,18 @@ class MetricInputs:
 
     def memo(self, key: str, compute: Callable[[], object]):
         """Compute a quantity shared by several metrics (embeddings, per-edit errors) once per input."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
+        return _cached(self._memo, key, compute)
 
     def memo_x(self, key: str, compute: Callable[[], object]):
         """Like :meth:`memo` for what depends on the clean images x alone (the runner shares these across
         every defense and setting of a batch)."""
-        if key not in self.x_memo:
-            self.x_memo[key] = compute()
-        return self.x_memo[key]
+        return _cached(self.x_memo, key, compute)
+
+
+def _cached(store: dict, key: str, compute: Callable[[], object]):
+    if key not in store:
+        store[key] = compute()
+    return store[key]
 
 
 class Metric:
@@ -60,6 +62,11 @@ class Metric:
     def info(cls) -> dict:
         return {"name": cls.name, "direction": cls.direction, "range": list(cls.range), "compares": cls.compares,
                 "description": cls.description, **({"undefined_when": cls.undefined_when} if cls.undefined_when else {})}
+
+
+def in_chunks(fn: Callable[..., torch.Tensor], *xs: torch.Tensor, size: int = 64) -> torch.Tensor:
+    """fn over the first dimension of xs in slices of ``size`` (bounded memory), results concatenated."""
+    return torch.cat([fn(*(x[i:i + size] for x in xs)) for i in range(0, xs[0].shape[0], size)])
 
 
 def per_edit(fn: Callable[..., torch.Tensor], *outputs: torch.Tensor) -> torch.Tensor:

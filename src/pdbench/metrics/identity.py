@@ -18,12 +18,11 @@ import torch
 
 from ..faces import get_embedder
 from . import METRICS
-from .base import Metric, MetricInputs
+from .base import Metric, MetricInputs, in_chunks
 
 
 def _embed(x: torch.Tensor) -> torch.Tensor:
-    e = get_embedder("celeba", x.device)
-    return torch.cat([e(x[i:i + 64]) for i in range(0, x.shape[0], 64)])
+    return in_chunks(get_embedder("celeba", x.device), x)
 
 
 def _per_edit(inp: MetricInputs):

@@ -25,7 +25,7 @@ from torch import nn
 from ..assets import ASSETS, _missing, load_state_dict, verify
 from ..errors import AssetCorruptError
 from . import METRICS
-from .base import Metric, MetricInputs, per_edit
+from .base import Metric, MetricInputs, in_chunks, per_edit
 
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
@@ -68,6 +68,11 @@ class LPIPS(nn.Module):
         self.register_buffer("shift", torch.tensor(SHIFT)[None, :, None, None])
         self.register_buffer("scale", torch.tensor(SCALE)[None, :, None, None])
 
+    def load_linear(self, official: dict[str, torch.Tensor]) -> None:
+        """Load the official linear weights (``lin{k}.model.1.weight``, behind a dropout there) strictly."""
+        self.lins.load_state_dict({k.replace("lin", "", 1).replace(".model.1.", "."): v for k, v in official.items()},
+                                  strict=True)
+
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         h, out, start = (x - self.shift) / self.scale, [], 0
         for c in self.cuts:
@@ -101,8 +106,8 @@ def _backbone_file(asset: str) -> Path:
 def load_lpips(net: str = "alex", device: str = "cpu") -> LPIPS:
     model = LPIPS(net)
     _, _, backbone = NETS[net]
-    lin = load_state_dict(ASSETS.get(f"lpips-v0.1-{net}").location(), asset=ASSETS.get(f"lpips-v0.1-{net}"))
-    model.lins.load_state_dict({k.replace("lin", "", 1).replace(".model.1.", "."): v for k, v in lin.items()}, strict=True)
+    spec = ASSETS.get(f"lpips-v0.1-{net}")
+    model.load_linear(load_state_dict(spec.location(), asset=spec))
     state = load_state_dict(_backbone_file(backbone))
     feats = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     if not feats:
@@ -120,8 +125,7 @@ class _LPIPSMetric(Metric):
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
         model = load_lpips(self.net, str(inp.out_clean.device))
-        return per_edit(lambda a, b: torch.cat([model(a[i:i + 64], b[i:i + 64]) for i in range(0, a.shape[0], 64)]),
-                        inp.out_clean, inp.out_adv).mean(0)
+        return per_edit(lambda a, b: in_chunks(model, a, b), inp.out_clean, inp.out_adv).mean(0)
 
 
 @METRICS.register("lpips")
