@@ -103,7 +103,6 @@ class IdentityEmbedder(nn.Module):
 
     def _aligned(self, x: torch.Tensor) -> torch.Tensor:
         from .align import MOBILEFACENET_112x96, align
-
         from .detectors import shared_detector
 
         det = shared_detector("retinaface", str(x.device))

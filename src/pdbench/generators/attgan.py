@@ -22,11 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..assets import load_state_dict, resolve
 from ..errors import AssetCorruptError, InputError
 from ..tensors import check_images
 from . import GENERATORS
-from .base import Generator
+from .base import Generator, checkpoint_state, float_state
 
 ATTRS = ("Bald", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Bushy_Eyebrows", "Eyeglasses",
          "Male", "Mouth_Slightly_Open", "Mustache", "No_Beard", "Pale_Skin", "Young")
@@ -215,11 +214,7 @@ class AttGAN(Generator):
         (docs/model-cards/attgan-celeba-64-pdbench.md); ``asset="attgan-celeba-128-official"`` asks for
         the authors' checkpoint in the asset directory.
         """
-        from ..assets import ASSETS
-
-        spec = ASSETS.get(asset) if checkpoint is None else None
-        path = resolve(asset) if checkpoint is None else checkpoint
-        state = load_state_dict(path, asset=spec)
+        state, path, meta = checkpoint_state(checkpoint, asset)
         if "G" in state and isinstance(state["G"], dict):
             state = state["G"]
         state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -227,9 +222,8 @@ class AttGAN(Generator):
             arch = infer_config(state)
         except AssetCorruptError as e:
             raise AssetCorruptError(f"{path}: {e}") from None
-        meta = spec.meta if spec is not None else {}
         model = cls(resolution or int(meta.get("resolution", 128)), **arch)
-        model.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+        model.net.load_state_dict(float_state(state), strict=True)
         return model.to(device).eval().requires_grad_(False)
 
     def train(self, mode: bool = True) -> "AttGAN":

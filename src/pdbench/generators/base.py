@@ -52,6 +52,23 @@ class Generator(nn.Module):
         return self.generate(x, c)
 
 
+def checkpoint_state(checkpoint: str | None, asset: str) -> tuple[dict, str, dict]:
+    """The state dict of an explicit checkpoint path, else of the registered asset (checksum-verified),
+    with where it came from (for messages) and the asset's metadata (``{}`` for a path)."""
+    from ..assets import ASSETS, load_state_dict, resolve
+
+    if checkpoint is not None:
+        return load_state_dict(checkpoint), str(checkpoint), {}
+    spec = ASSETS.get(asset)
+    path = resolve(asset)
+    return load_state_dict(path, asset=spec), str(path), spec.meta
+
+
+def float_state(state: dict) -> dict:
+    """Floating-point tensors in float32 (shipped weights are float16), the rest unchanged."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
 @dataclass
 class TargetMember:
     generator: Generator

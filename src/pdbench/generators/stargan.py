@@ -13,11 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..assets import load_state_dict, resolve
 from ..errors import AssetCorruptError, InputError
 from ..tensors import check_images
 from . import GENERATORS
-from .base import Generator
+from .base import Generator, checkpoint_state, float_state
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 HAIR = 3  # the first three attributes are one-hot hair colours
@@ -119,19 +118,14 @@ class StarGAN(Generator):
     def from_assets(cls, checkpoint: str | None = None, asset: str = "stargan-celeba-64-pdbench",
                     resolution: int | None = None, device: str | torch.device = "cpu") -> "StarGAN":
         """Load pdbench's own weights (default) or an official/user checkpoint path (strict)."""
-        from ..assets import ASSETS
-
-        spec = ASSETS.get(asset) if checkpoint is None else None
-        path = resolve(asset) if checkpoint is None else checkpoint
-        meta = spec.meta if spec is not None else {}
-        state = load_state_dict(path, asset=spec)
+        state, path, meta = checkpoint_state(checkpoint, asset)
         if "main.0.weight" not in state:
             raise AssetCorruptError(f"{path} is not a StarGAN generator state dict (no 'main.0.weight')")
         # width and depth come from the weights themselves, so any official or user checkpoint loads
         conv_dim = int(state["main.0.weight"].shape[0])
         repeat = len({k.split(".")[1] for k in state if k.startswith("main.") and ".main." in k})
         model = cls(resolution or int(meta.get("resolution", 128)), conv_dim, repeat)
-        model.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+        model.net.load_state_dict(float_state(state), strict=True)
         return model.to(device).requires_grad_(False)
 
     # -- interface ---------------------------------------------------------------------------
