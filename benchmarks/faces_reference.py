@@ -23,11 +23,8 @@ from PIL import Image
 from pdbench.assets import resolve
 from pdbench.data import FaceFolder
 from pdbench.faces import get_embedder
+from pdbench.metrics.functional import roc_auc
 from pdbench.tensors import from_uint8
-
-
-def auc(pos, neg) -> float:
-    return sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg))
 
 
 def photo(path: Path, side: int = 320) -> torch.Tensor:
@@ -56,7 +53,7 @@ def lfw_auc() -> str:
             f = torch.cat([e(ds.load(idx[i:i + 50])) for i in range(0, len(idx), 50)])
         sim = lambda pr: float(f[where[pr[0]]] @ f[where[pr[1]]])  # noqa: E731
         out.append(f"| MobileFaceNet, LFW (grayscale 250 px), 300 + 300 pairs, {'fixed centre box' if box == 'lfw' else 'RetinaFace + alignment'} "
-                   f"| ROC-AUC | {auc([sim(p) for p in pos], [sim(p) for p in neg]):.4f} |")
+                   f"| ROC-AUC | {roc_auc([sim(p) for p in pos], [sim(p) for p in neg]):.4f} |")
     return "\n".join(out)
 
 
@@ -72,7 +69,7 @@ def deepface_rows() -> str:
         with torch.inference_mode():
             emb = {f: e(x)[0] for f, x in imgs.items()}
         s = lambda p: float(emb[p["file_x"]] @ emb[p["file_y"]])  # noqa: E731
-        a = auc([s(p) for p in pairs if p["Decision"] == "Yes"], [s(p) for p in pairs if p["Decision"] == "No"])
+        a = roc_auc([s(p) for p in pairs if p["Decision"] == "Yes"], [s(p) for p in pairs if p["Decision"] == "No"])
         rows.append(f"| MobileFaceNet, deepface pairs (38 same, 262 different, unaligned photos), {label} | ROC-AUC | {a:.4f} |")
     desc = {f: dlib_descriptors(x)[0][0] for f, x in imgs.items()}
     d = lambda p: float(np.linalg.norm(desc[p["file_x"]] - desc[p["file_y"]]))  # noqa: E731
@@ -80,7 +77,7 @@ def deepface_rows() -> str:
     neg = [d(p) for p in pairs if p["Decision"] == "No" if d(p) == d(p)]
     acc = (sum(v < THRESHOLD for v in pos) + sum(v >= THRESHOLD for v in neg)) / (len(pos) + len(neg))
     rows.append(f"| dlib ResNet, deepface pairs where dlib finds both faces ({len(pos)} + {len(neg)}) | ROC-AUC / accuracy at 0.6 "
-                f"| {auc([-v for v in pos], [-v for v in neg]):.4f} / {acc:.3f} |")
+                f"| {roc_auc([-v for v in pos], [-v for v in neg]):.4f} / {acc:.3f} |")
     return "\n".join(rows)
 
 

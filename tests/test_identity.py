@@ -10,6 +10,7 @@ from conftest import require_asset
 from pdbench.data import FaceFolder
 from pdbench.faces import MobileFaceNet, get_embedder
 from pdbench.metrics import MetricInputs, get_metric
+from pdbench.metrics.functional import roc_auc
 
 
 def test_official_checkpoint_loads_strictly():
@@ -17,10 +18,6 @@ def test_official_checkpoint_loads_strictly():
 
     state = load_state_dict(require_asset("mobilefacenet"))["net_state_dict"]
     MobileFaceNet().load_state_dict(state, strict=True)
-
-
-def _roc_auc(pos, neg):
-    return sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg))
 
 
 def test_lfw_same_person_scores_above_different_person():
@@ -44,7 +41,7 @@ def test_lfw_same_person_scores_above_different_person():
         x = ds.load(idx)
         f = torch.cat([emb(x[i:i + 50]) for i in range(0, len(idx), 50)])
     sim = lambda pr: float(f[where[pr[0]]] @ f[where[pr[1]]])  # noqa: E731
-    auc = _roc_auc([sim(p) for p in pos], [sim(p) for p in neg])
+    auc = roc_auc([sim(p) for p in pos], [sim(p) for p in neg])
     print(f"LFW (grayscale, centre crop) ROC-AUC over 100+100 pairs: {auc:.4f}")
     assert auc > 0.95
 
@@ -99,7 +96,7 @@ def test_detect_and_align_identity_on_unaligned_photos():
     pos = [float(emb[p["file_x"]] @ emb[p["file_y"]]) for p in pairs if p["Decision"] == "Yes"]
     neg = [float(emb[p["file_x"]] @ emb[p["file_y"]]) for p in pairs if p["Decision"] == "No"]
     assert len(pos) == 38 and len(neg) == 262
-    assert _roc_auc(pos, neg) >= 0.97
+    assert roc_auc(pos, neg) >= 0.97
 
 
 def test_dlib_resnet_second_identity_model():
@@ -116,6 +113,6 @@ def test_dlib_resnet_second_identity_model():
     neg = [-dist(p) for p in pairs if p["Decision"] == "No"]
     pos, neg = [v for v in pos if v == v], [v for v in neg if v == v]  # pairs where dlib found both faces
     assert len(pos) >= 30 and len(neg) >= 200
-    assert _roc_auc(pos, neg) >= 0.95
+    assert roc_auc(pos, neg) >= 0.95
     acc = (sum(-v < THRESHOLD for v in pos) + sum(-v >= THRESHOLD for v in neg)) / (len(pos) + len(neg))
     assert acc >= 0.9

@@ -54,3 +54,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = DATA_RANGE, sigma
 def cmua_mask(out_clean: torch.Tensor, x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """CMUA/TSDF edit-region mask: 1 where Σ_c |G(x) − x| > threshold (shape ``(..., 1, H, W)``)."""
     return ((out_clean - x).abs().sum(dim=-3, keepdim=True) > threshold).to(out_clean.dtype)
+
+
+def roc_auc(pos, neg) -> float:
+    """Area under the ROC curve of scores for positives vs negatives (ties count half): the probability
+    that a random positive scores above a random negative."""
+    return sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg))
