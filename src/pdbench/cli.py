@@ -17,6 +17,7 @@ def _train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .train import TRAINERS
+    from .train.loop import resume_recipe, saved_recipe
 
     trainer_cls = TRAINERS.get(args.method)
     fields = {f.name for f in dataclasses.fields(trainer_cls.Recipe)}
@@ -27,10 +28,13 @@ def _train(args: argparse.Namespace) -> int:
         if "decay_iters" not in fields:
             raise PdbenchError(f"--decay-iters applies to stargan only ({args.method} drops its rate ten-fold at half the iterations)")
         opts["decay_iters"] = args.decay_iters
-    trainer = trainer_cls(args.data, args.attrs, args.out, trainer_cls.Recipe(**opts), device=args.device, amp=args.amp)
-    if trainer.state_path().exists():
-        if not args.resume:
-            raise PdbenchError(f"{args.out} already holds a training run; pass --resume to continue it or choose a new --out")
+    resuming = (Path(args.out) / "state.pt").exists()
+    if resuming and not args.resume:
+        raise PdbenchError(f"{args.out} already holds a training run; pass --resume to continue it or choose a new --out")
+    saved = saved_recipe(args.out) if resuming else None
+    recipe = resume_recipe(args.method, trainer_cls.Recipe, saved, opts, args.out) if saved else trainer_cls.Recipe(**opts)
+    trainer = trainer_cls(args.data, args.attrs, args.out, recipe, device=args.device, amp=args.amp)
+    if resuming:
         trainer.resume()
     trainer.train(max_minutes=args.max_minutes, save_every=args.save_every, sample_every=args.sample_every)
     print(f"step {trainer.step}: weights in {trainer.out / 'G.safetensors'}, samples in {trainer.out / 'samples'}")
@@ -190,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-minutes", type=float, default=None, help="stop (and checkpoint) after this long")
     t.add_argument("--save-every", type=int, default=2000)
     t.add_argument("--sample-every", type=int, default=2000)
-    t.add_argument("--resume", action="store_true")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with the recipe it was started with (only --iters/--decay-iters may change)")
     t.add_argument("--device", default=None)
     t.add_argument("--amp", default=None, choices=["bf16", "none"], help="autocast (default: bf16 on CUDA, none on CPU)")
     t.add_argument("--seed", type=int, default=None)

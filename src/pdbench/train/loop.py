@@ -10,6 +10,7 @@ limit, and bf16 autocast (default on CUDA, ``amp="bf16"`` asks for it on the CPU
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -118,7 +119,8 @@ class GANTrainer:
         save_safetensors(self.G.state_dict(), self.out / "G.safetensors",
                          {"step": str(self.step), "method": self.name, "recipe": json.dumps(asdict(self.recipe))})
         write_text(self.out / "progress.json", json.dumps({"method": self.name, "step": self.step,
-                                                           "wall_s": round(self.wall, 1), "device": str(self.device)}))
+                                                           "wall_s": round(self.wall, 1), "device": str(self.device),
+                                                           "recipe": asdict(self.recipe)}))
 
     def resume(self) -> bool:
         p = self.state_path()
@@ -171,6 +173,52 @@ class GANTrainer:
             bar.close()
             self.save()
             self.sample()
+
+
+SCHEDULE_FIELDS = ("iters", "decay_iters", "lr_drop_at")  # may change when a run is resumed; nothing else may
+
+
+def saved_recipe(out: str | Path) -> tuple[str | None, dict] | None:
+    """(method, recipe fields) a run directory was started with, or None if it holds no run.
+
+    Read from ``progress.json``; runs written before it recorded the recipe carry it in the metadata of
+    ``G.safetensors``.
+    """
+    out = Path(out)
+    prog = out / "progress.json"
+    info = json.loads(prog.read_text()) if prog.is_file() else {}
+    if "recipe" in info:
+        return info.get("method"), info["recipe"]
+    if (out / "G.safetensors").is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(out / "G.safetensors"), "pt") as f:
+            meta = f.metadata() or {}
+        if "recipe" in meta:
+            return meta.get("method"), json.loads(meta["recipe"])
+    return None
+
+
+def resume_recipe(method: str, recipe_cls: type, saved: tuple[str | None, dict], asked: dict, out: str | Path):
+    """The recipe to continue a run with: the saved one, with any schedule change the command asks for.
+
+    Options the command gives explicitly must agree with the saved recipe (a different width or
+    resolution cannot load the saved weights); only the schedule (``SCHEDULE_FIELDS``) may change.
+    """
+    saved_method, fields = saved
+    if saved_method and saved_method != method:
+        raise InputError(f"{out} holds a {saved_method} run, not {method}: run `pdbench train {saved_method} … --resume` "
+                         f"or choose a new --out")
+    known = {f.name for f in dataclasses.fields(recipe_cls)}
+    merged = {k: v for k, v in fields.items() if k in known}
+    for k, v in asked.items():
+        if k in merged and merged[k] != v:
+            if k not in SCHEDULE_FIELDS:
+                raise InputError(f"{out} was started with {k}={merged[k]}, the command asks for {v}: drop that option to "
+                                 f"resume the run as it was, or choose a new --out")
+            print(f"resuming with {k}={v} (was {merged[k]})", flush=True)
+        merged[k] = v
+    return recipe_cls(**merged)
 
 
 def gradient_penalty(critic_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
