@@ -52,3 +52,46 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
 def test_console_script_runs():
     r = subprocess.run([sys.executable, "-m", "pdbench.cli", "list"], capture_output=True, text=True, check=True)
     assert "pgd" in r.stdout and "stargan" in r.stdout and "jpeg" in r.stdout
+
+
+def test_protect_folder_batched_exact_eps_resumable(celeba_dir, tmp_path, capsys):
+    """A folder is protected in batches; the result does not depend on the batch size, every published
+    pixel stays within ε's grey levels (and outside the model's crop square nothing changes), the
+    saved files disrupt the shipped StarGAN, and a rerun keeps what is done and redoes only the rest."""
+    import os
+    import shutil
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted((celeba_dir / "images").iterdir())[:6]:
+        shutil.copy(p, photos / p.name)
+    args = ["protect", str(photos), "--steps", "5", "--no-progress"]
+    assert main(args + ["-o", str(tmp_path / "a"), "--batch-size", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "protected 6 photo(s)" in text
+    assert float(text.split("mean MSE(G(x), G(protected)): ")[1].split()[0]) > 0.05, text
+    assert main(args + ["-o", str(tmp_path / "b"), "--batch-size", "1"]) == 0
+    for p in sorted(photos.iterdir()):
+        a = np.asarray(Image.open(tmp_path / "a" / (p.stem + ".png")), dtype=np.int16)
+        b = np.asarray(Image.open(tmp_path / "b" / (p.stem + ".png")), dtype=np.int16)
+        x = np.asarray(Image.open(p).convert("RGB"), dtype=np.int16)
+        assert a.shape == x.shape == (109, 89, 3)
+        assert np.array_equal(a, b)  # batch of 4 == one by one
+        assert 0 < np.abs(a - x).max() <= 6  # ε 0.05 = 6 grey levels
+        assert np.array_equal(a[:10], x[:10]) and np.array_equal(a[99:], x[99:])  # outside the 89 px square
+    first = tmp_path / "a" / (sorted(photos.iterdir())[0].stem + ".png")
+    keep = tmp_path / "a" / (sorted(photos.iterdir())[1].stem + ".png")
+    stamp = os.stat(keep).st_mtime_ns
+    first.unlink()
+    capsys.readouterr()
+    assert main(args + ["-o", str(tmp_path / "a"), "--batch-size", "4"]) == 0
+    again = capsys.readouterr().out
+    assert "protected 1 photo(s)" in again and "5 already protected" in again, again
+    assert first.exists() and os.stat(keep).st_mtime_ns == stamp
+    assert main(args + ["-o", str(photos / "out")]) == 2
+    assert "inside" in capsys.readouterr().err
+    (photos / "notes.jpg").write_text("not a photo")
+    assert main(args + ["-o", str(tmp_path / "a")]) == 2
+    assert "notes.jpg: not a readable image" in capsys.readouterr().err
+    assert main(args + ["-o", str(tmp_path / "a"), "--skip-bad"]) == 0
+    assert "left out 1 file(s): notes.jpg" in capsys.readouterr().out

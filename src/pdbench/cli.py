@@ -86,10 +86,14 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _protect(args: argparse.Namespace) -> int:
-    from .protect import protect_photo
+    from .protect import protect_folder, protect_photo
 
-    report = protect_photo(args.photo, args.out, defense=args.defense, generator=args.generator,
-                           checkpoint=args.checkpoint, eps=args.eps, steps=args.steps)
+    kw = dict(defense=args.defense, generator=args.generator, checkpoint=args.checkpoint, eps=args.eps, steps=args.steps)
+    if Path(args.photo).is_dir():
+        report = protect_folder(args.photo, args.out, batch_size=args.batch_size, suffix="." + args.format.lstrip("."),
+                                progress=not args.no_progress, skip_bad=args.skip_bad, **kw)
+    else:
+        report = protect_photo(args.photo, args.out, **kw)
     print(report)
     return 0
 
@@ -158,14 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_run)
 
-    pr = sub.add_parser("protect", help="protect one photo and report the change and the disruption")
-    pr.add_argument("photo")
-    pr.add_argument("-o", "--out", required=True)
+    pr = sub.add_parser("protect", help="protect a photo (or a folder of photos) and report the change and the disruption")
+    pr.add_argument("photo", help="a photo, or a folder: every photo below it is protected")
+    pr.add_argument("-o", "--out", required=True, help="output file (lossless: .png, .webp, ...), or folder for a folder")
     pr.add_argument("--defense", default="pgd")
     pr.add_argument("--generator", default="stargan")
     pr.add_argument("--checkpoint", default=None, help="generator checkpoint (default: pdbench's own weights)")
     pr.add_argument("--eps", type=float, default=None)
     pr.add_argument("--steps", type=int, default=None)
+    pr.add_argument("--batch-size", type=int, default=32, help="folder: photos per batched defense step")
+    pr.add_argument("--format", default="png", help="folder: lossless output format (png, webp, bmp, tif)")
+    pr.add_argument("--skip-bad", action="store_true", help="folder: leave out unreadable or too small files (listed in the report)")
+    pr.add_argument("--no-progress", action="store_true")
     pr.set_defaults(func=_protect)
 
     a = sub.add_parser("assets", help="list / verify / fetch / import assets")

@@ -1,15 +1,21 @@
-"""Protect one photo of any size.
+"""Protect photos of any size: one file, or a whole folder in batches.
 
 The photo's centre square (the crop the generator would see) is resized to the generator's
 resolution, protected there, and the perturbation is upsampled (bilinear, so it never exceeds ε)
 and added to the full-resolution square; the rest of the photo is untouched. The result is saved
 losslessly (PNG unless another lossless suffix is asked for) with the perturbation clipped to
 ⌊ε·127.5⌋ grey levels, and the saved file itself is read back to measure the disruption it causes.
+
+A folder is protected in batches (one defense step costs one batched forward/backward); each output
+is written atomically and photos whose output already exists are skipped, so an interrupted run
+resumes where it stopped. Each photo's random start is keyed by its file name, so the result does not
+depend on the batch it fell into.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data.folder import _load_image, crop_box, preprocess
+from .data.folder import FaceFolder, _load_image, crop_box, preprocess
 from .defenses import get_defense
 from .errors import InputError
 from .generators import Target, get_generator
@@ -27,39 +33,60 @@ from .tensors import from_uint8
 LOSSLESS = {".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
+def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | None, steps: int | None):
+    gkw = {"checkpoint": checkpoint} if checkpoint else {}
+    G = get_generator(generator, **gkw)
+    kw = {k: v for k, v in {"eps": eps, "steps": steps}.items() if v is not None}
+    return G, get_defense(defense, **kw)
+
+
+def publish(img: Image.Image, x: torch.Tensor, x_adv: torch.Tensor, crop: float, eps: float) -> np.ndarray:
+    """The full-size photo (uint8 HWC) carrying the perturbation x_adv − x (one image, model resolution).
+
+    The perturbation is upsampled bilinearly to the photo's crop square, rounded to grey levels and
+    clipped to ⌊ε·127.5⌋ of them, so the published file respects ε exactly.
+    """
+    box = crop_box(img.size, crop)
+    side = box[2] - box[0]
+    delta = F.interpolate((x_adv - x)[None], size=(side, side), mode="bilinear", align_corners=False)[0]
+    levels = math.floor(eps * 127.5 + 1e-9)
+    full = np.asarray(img, dtype=np.int16).copy()
+    region = full[box[1]:box[3], box[0]:box[2]]
+    step = np.clip(np.rint(delta.permute(1, 2, 0).numpy() * 127.5), -levels, levels).astype(np.int16)
+    full[box[1]:box[3], box[0]:box[2]] = np.clip(region + step, 0, 255)
+    return full.astype(np.uint8)
+
+
+def check_lossless(dst: Path) -> None:
+    if dst.suffix.lower() not in LOSSLESS:
+        raise InputError(f"output {dst.name}: use a lossless format ({', '.join(sorted(LOSSLESS))}); "
+                         "saving as JPEG would already weaken the protection")
+
+
+def save_lossless(arr: np.ndarray, dst: Path) -> None:
+    check_lossless(dst)
+    with atomic_path(dst) as tmp:
+        fmt = Image.registered_extensions()[dst.suffix.lower()]
+        # WebP is lossy unless asked; the perturbation must survive the save exactly
+        Image.fromarray(arr).save(tmp, format=fmt, **({"lossless": True, "exact": True} if fmt == "WEBP" else {}))
+
+
 def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "stargan", checkpoint: str | None = None,
                   eps: float | None = None, steps: int | None = None) -> str:
     src, dst = Path(photo), Path(out)
     if not src.is_file():
         raise InputError(f"{src} does not exist")
-    if dst.suffix.lower() not in LOSSLESS:
-        raise InputError(f"output {dst.name}: use a lossless format ({', '.join(sorted(LOSSLESS))}); "
-                         "saving as JPEG would already weaken the protection")
+    check_lossless(dst)
     img = _load_image(src)
-    gkw = {"checkpoint": checkpoint} if checkpoint else {}
-    G = get_generator(generator, **gkw)
+    G, d = _setup(generator, checkpoint, defense, eps, steps)
     res = G.resolution
     if min(img.size) < res // 2:
         raise InputError(f"{src.name} is {img.size[0]}x{img.size[1]}: too small for {generator} ({res} px); use a photo of at least {res // 2} px")
-    kw = {k: v for k, v in {"eps": eps, "steps": steps}.items() if v is not None}
-    d = get_defense(defense, **kw)
     x = from_uint8(preprocess(img, res, G.crop))
     target = Target.of(G, None, 1)
     x_adv = d.protect(x, target)
-
-    box = crop_box(img.size, G.crop)
-    side = box[2] - box[0]
-    delta = F.interpolate(x_adv - x, size=(side, side), mode="bilinear", align_corners=False)[0]
-    levels = math.floor(d.eps * 127.5 + 1e-9)
-    full = np.asarray(img, dtype=np.int16).copy()
-    region = full[box[1]:box[3], box[0]:box[2]]
-    step = np.clip(np.rint(delta.permute(1, 2, 0).numpy() * 127.5), -levels, levels).astype(np.int16)
-    full[box[1]:box[3], box[0]:box[2]] = np.clip(region + step, 0, 255)
-    protected = full.astype(np.uint8)
-    with atomic_path(dst) as tmp:
-        fmt = Image.registered_extensions()[dst.suffix.lower()]
-        # WebP is lossy unless asked; the perturbation must survive the save exactly
-        Image.fromarray(protected).save(tmp, format=fmt, **({"lossless": True, "exact": True} if fmt == "WEBP" else {}))
+    protected = publish(img, x[0], x_adv[0], G.crop, d.eps)
+    save_lossless(protected, dst)
 
     saved = _load_image(dst)
     x_saved = from_uint8(preprocess(saved, res, G.crop))
@@ -74,6 +101,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     mse_saved = (out_saved - clean).pow(2).mean(dim=(2, 3, 4)).squeeze(1)
     mse_adv = float((out_adv - clean).pow(2).mean())
     edits = ", ".join(f"{n} {v:.3f}" for n, v in zip(G.condition_names, mse_saved.tolist()))
+    levels = math.floor(d.eps * 127.5 + 1e-9)
     return (
         f"protected {src.name} -> {dst} with {defense} (eps {d.eps} on [-1,1] = {levels} grey levels) against {generator} ({res} px)\n"
         f"change to the photo: max {linf} grey levels, PSNR {psnr_img:.1f} dB over {img.size[0]}x{img.size[1]} px\n"
@@ -81,3 +109,60 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
         f"(per edit: {edits}); at the model's own resolution before saving: {mse_adv:.3f}; "
         f"published success threshold: MSE > 0.05"
     )
+
+
+def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str = "stargan", checkpoint: str | None = None,
+                   eps: float | None = None, steps: int | None = None, batch_size: int = 32, suffix: str = ".png",
+                   progress: bool = True, skip_bad: bool = False) -> str:
+    """Protect every photo below ``folder`` into ``out`` (same relative paths, lossless ``suffix``).
+
+    Unreadable or too small files stop the run with one error naming them, or with ``skip_bad`` are left
+    out and listed in the report.
+    """
+    from tqdm import tqdm
+
+    src, dst = Path(folder), Path(out)
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise InputError(f"output folder {dst} lies inside {src}: choose a folder outside the photos being protected")
+    check_lossless(Path("protected" + suffix))
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    G, d = _setup(generator, checkpoint, defense, eps, steps)
+    res = G.resolution
+    ds = FaceFolder(src, res, crop=G.crop, min_side=res // 2, strict=not skip_bad)
+    names = ds.names(list(range(len(ds))))
+    dests = [dst / Path(n).with_suffix(suffix) for n in names]
+    todo = [i for i, p in enumerate(dests) if not p.exists()]
+    mse_sum, done = 0.0, 0
+    bar = tqdm(total=len(ds), initial=len(ds) - len(todo), desc=f"protect ({defense} vs {generator})",
+               disable=not progress, dynamic_ncols=True)
+    for start in range(0, len(todo), batch_size):
+        idx = todo[start:start + batch_size]
+        imgs = [_load_image(ds.files[i]) for i in idx]
+        x = from_uint8(np.stack([preprocess(im, res, G.crop) for im in imgs]))
+        target = Target.of(G, None, len(idx))
+        keys = torch.tensor([zlib.crc32(names[i].encode()) for i in idx])
+        x_adv = d.protect(x, target, keys=keys)
+        published = [publish(im, x[j], x_adv[j], G.crop, d.eps) for j, im in enumerate(imgs)]
+        for j, i in enumerate(idx):
+            save_lossless(published[j], dests[i])
+        x_pub = from_uint8(np.stack([preprocess(_load_image(dests[i]), res, G.crop) for i in idx]))  # read back
+        with torch.inference_mode():
+            clean, = target.outputs(x)
+            prot, = target.outputs(x_pub)
+        mse_sum += float((prot - clean).pow(2).mean(dim=(0, 2, 3, 4)).sum())
+        done += len(idx)
+        bar.update(len(idx))
+    bar.close()
+    levels = math.floor(d.eps * 127.5 + 1e-9)
+    skipped = len(ds) - len(todo)
+    line = (f"protected {done} photo(s) from {src} into {dst} with {defense} (eps {d.eps} = {levels} grey levels) "
+            f"against {generator} ({res} px)")
+    if skipped:
+        line += f"; {skipped} already protected there were kept"
+    if ds.problems:
+        line += f"\nleft out {len(ds.problems)} file(s): " + "; ".join(ds.problems)
+    if done:
+        line += f"\ngenerator output disruption on the published files, mean MSE(G(x), G(protected)): {mse_sum / done:.3f} " \
+                f"(published success threshold: MSE > 0.05)"
+    return line
