@@ -43,3 +43,53 @@ def test_train_smoke_and_resume(celeba_dir, tmp_path, capsys):
     g = StarGAN.from_assets(checkpoint=str(tmp_path / "g.safetensors"), resolution=64)  # strict load
     assert g.net.main[0].out_channels == 8
     assert torch.allclose(g.net.main[0].weight, st["G"]["main.0.weight"].half().float())
+
+
+def test_train_init_fine_tunes_from_a_run_or_a_checkpoint(celeba_dir, tmp_path, capsys):
+    """--init starts from trained weights: a run directory brings its generator, critic and architecture;
+    a generator file brings the generator only and must fit the recipe the command gives."""
+    from safetensors.torch import load_file
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for p in sorted((celeba_dir / "images").iterdir())[:24]:
+        shutil.copy(p, imgs / p.name)
+    attrs = str(celeba_dir / "list_attr_celeba_first20k.txt")
+    common = ["--data", str(imgs), "--attrs", attrs, "--holdout", "4", "--save-every", "50", "--sample-every", "50"]
+    src = tmp_path / "src"
+    assert main(["train", "stargan", "--out", str(src), "--resolution", "64", "--conv-dim", "8", "--batch-size", "4",
+                 "--iters", "5"] + common) == 0
+    base = torch.load(src / "state.pt", weights_only=True)
+
+    # a run directory: same architecture without repeating it, weights copied exactly (0 iterations)
+    assert main(["train", "stargan", "--out", str(tmp_path / "ft0"), "--init", str(src), "--iters", "0"] + common) == 0
+    st = torch.load(tmp_path / "ft0" / "state.pt", weights_only=True)
+    assert all(torch.equal(st["G"][k], base["G"][k]) for k in base["G"])
+    assert all(torch.equal(st["D"][k], base["D"][k]) for k in base["D"])
+    assert st["step"] == 0 and st["init"].startswith(f"run {src}")
+    assert st["recipe"]["g_conv_dim"] == 8 and st["recipe"]["batch_size"] == 4
+    # ... and training from there moves them
+    assert main(["train", "stargan", "--out", str(tmp_path / "ft"), "--init", str(src), "--iters", "5", "--lr", "5e-5"]
+                + common) == 0
+    st = torch.load(tmp_path / "ft" / "state.pt", weights_only=True)
+    assert st["recipe"]["g_lr"] == 5e-5 and not torch.equal(st["G"]["main.0.weight"], base["G"]["main.0.weight"])
+    capsys.readouterr()
+    assert main(["train", "stargan", "--out", str(tmp_path / "x"), "--init", str(src), "--conv-dim", "16"] + common) == 2
+    assert "g_conv_dim=8" in capsys.readouterr().err
+
+    # a generator file: the critic starts fresh; the recipe must match the file
+    assert main(["export", str(src), "-o", str(tmp_path / "g.safetensors")]) == 0
+    assert main(["export", str(src), "-o", str(tmp_path / "d.safetensors"), "--critic"]) == 0
+    d = load_file(str(tmp_path / "d.safetensors"))
+    assert torch.equal(d["conv1.weight"], base["D"]["conv1.weight"].half())
+    assert main(["train", "stargan", "--out", str(tmp_path / "fg"), "--init", str(tmp_path / "g.safetensors"),
+                 "--resolution", "64", "--conv-dim", "8", "--batch-size", "4", "--iters", "0"] + common) == 0
+    st = torch.load(tmp_path / "fg" / "state.pt", weights_only=True)
+    assert torch.equal(st["G"]["main.0.weight"], base["G"]["main.0.weight"].half().float())
+    assert "critic starts fresh" in st["init"]
+    capsys.readouterr()
+    assert main(["train", "stargan", "--out", str(tmp_path / "fh"), "--init", str(tmp_path / "g.safetensors"),
+                 "--resolution", "64", "--iters", "0"] + common) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this recipe" in err and err.count("\n") == 1
+    assert main(["train", "stargan", "--out", str(tmp_path / "fi"), "--init", "no-such-thing", "--iters", "0"] + common) == 2

@@ -17,12 +17,13 @@ def _train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .train import TRAINERS
-    from .train.loop import resume_recipe, saved_recipe
+    from .train.loop import INIT_FIELDS, resume_recipe, saved_recipe
 
     trainer_cls = TRAINERS.get(args.method)
     fields = {f.name for f in dataclasses.fields(trainer_cls.Recipe)}
     opts = {k: v for k, v in (("resolution", args.resolution), ("batch_size", args.batch_size), ("iters", args.iters),
-                              ("holdout", args.holdout), ("seed", args.seed)) if v is not None}
+                              ("holdout", args.holdout), ("seed", args.seed), ("g_lr", args.lr), ("d_lr", args.lr))
+            if v is not None}
     opts.update(trainer_cls.recipe_options(args.dim, args.fc_dim, args.layers, args.iters))
     if args.decay_iters is not None:
         if "decay_iters" not in fields:
@@ -32,10 +33,19 @@ def _train(args: argparse.Namespace) -> int:
     if resuming and not args.resume:
         raise PdbenchError(f"{args.out} already holds a training run; pass --resume to continue it or choose a new --out")
     saved = saved_recipe(args.out) if resuming else None
-    recipe = resume_recipe(args.method, trainer_cls.Recipe, saved, opts, args.out) if saved else trainer_cls.Recipe(**opts)
+    init_run = None if resuming or not args.init or not Path(args.init).is_dir() else saved_recipe(args.init)
+    if saved:
+        recipe = resume_recipe(args.method, trainer_cls.Recipe, saved, opts, args.out)
+    elif init_run:  # fine-tuning another run: its architecture, this command's schedule and data
+        recipe = resume_recipe(args.method, trainer_cls.Recipe, init_run, opts, args.init, INIT_FIELDS,
+                               "fine-tune it with its own architecture")
+    else:
+        recipe = trainer_cls.Recipe(**opts)
     trainer = trainer_cls(args.data, args.attrs, args.out, recipe, device=args.device, amp=args.amp)
     if resuming:
         trainer.resume()
+    elif args.init:
+        trainer.init_from(args.init)
     trainer.train(max_minutes=args.max_minutes, save_every=args.save_every, sample_every=args.sample_every)
     print(f"step {trainer.step}: weights in {trainer.out / 'G.safetensors'}, samples in {trainer.out / 'samples'}")
     return 0
@@ -44,7 +54,7 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .train.loop import export_generator
 
-    info = export_generator(args.run, args.out, fp16=not args.fp32)
+    info = export_generator(args.run, args.out, fp16=not args.fp32, critic=args.critic)
     print(f"wrote {info['path']} (step {info['step']}, {info['size']} bytes, sha256 {info['sha256']})")
     return 0
 
@@ -204,15 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sample-every", type=int, default=2000)
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out with the recipe it was started with (only --iters/--decay-iters may change)")
+    t.add_argument("--init", default=None,
+                   help="start from trained weights (fine-tune): a run directory, a generator asset name or a checkpoint file")
+    t.add_argument("--lr", type=float, default=None, help="learning rate of generator and critic (default: the official)")
     t.add_argument("--device", default=None)
     t.add_argument("--amp", default=None, choices=["bf16", "none"], help="autocast (default: bf16 on CUDA, none on CPU)")
     t.add_argument("--seed", type=int, default=None)
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("export", help="export a training run's generator weights as safetensors")
+    e = sub.add_parser("export", help="export a training run's generator (or critic) weights as safetensors")
     e.add_argument("run", help="run directory of `pdbench train`")
     e.add_argument("-o", "--out", required=True)
     e.add_argument("--fp32", action="store_true", help="keep float32 (default float16)")
+    e.add_argument("--critic", action="store_true", help="export the critic instead (to fine-tune the generator later)")
     e.set_defaults(func=_export)
     return p
 

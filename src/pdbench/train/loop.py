@@ -57,6 +57,7 @@ class GANTrainer:
         self.opt_g, self.opt_d = self.optimizers()
         self.step = 0
         self.wall = 0.0
+        self.init: str | None = None  # what the weights were initialised from (fine-tuning), for the record
         self.gen = torch.Generator(device=self.device).manual_seed(recipe.seed)
         self._perm = torch.empty(0, dtype=torch.long, device=self.device)
         self._pos = 0
@@ -115,12 +116,12 @@ class GANTrainer:
     def save(self) -> None:
         torch_save({"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
                     "opt_d": self.opt_d.state_dict(), "step": self.step, "wall": self.wall,
-                    "recipe": asdict(self.recipe), "gen": self.gen.get_state()}, self.state_path())
+                    "recipe": asdict(self.recipe), "gen": self.gen.get_state(), "init": self.init}, self.state_path())
         save_safetensors(self.G.state_dict(), self.out / "G.safetensors",
                          {"step": str(self.step), "method": self.name, "recipe": json.dumps(asdict(self.recipe))})
         write_text(self.out / "progress.json", json.dumps({"method": self.name, "step": self.step,
                                                            "wall_s": round(self.wall, 1), "device": str(self.device),
-                                                           "recipe": asdict(self.recipe)}))
+                                                           "recipe": asdict(self.recipe), "init": self.init}))
 
     def resume(self) -> bool:
         p = self.state_path()
@@ -132,9 +133,51 @@ class GANTrainer:
         self.opt_g.load_state_dict(st["opt_g"])
         self.opt_d.load_state_dict(st["opt_d"])
         self.step, self.wall = int(st["step"]), float(st["wall"])
+        self.init = st.get("init")
         self.gen.set_state(st["gen"].cpu())
         print(f"resumed from step {self.step}", flush=True)
         return True
+
+    def init_from(self, source: str) -> str:
+        """Start from trained weights instead of random ones (fine-tuning; e.g. an attacker who retrains
+        a generator on protected photos). ``source`` is a run directory of ``pdbench train`` (its
+        generator and critic), or a generator checkpoint: a registered asset name (with the critic the
+        asset names in its ``critic`` metadata, if any) or a file. Without a critic, the critic starts
+        fresh. Optimisers and the step count start anew. Returns a description for messages."""
+        from ..assets import ASSETS
+        from ..generators.base import checkpoint_state, float_state
+
+        src = Path(source)
+        if src.is_dir():
+            if not (src / "state.pt").is_file():
+                raise InputError(f"--init {source}: no state.pt there; pass the run directory of `pdbench train`, "
+                                 f"a generator asset name or a checkpoint file")
+            st = torch.load(src / "state.pt", map_location="cpu", weights_only=True)
+            g_state, d_state, what = st["G"], st["D"], f"run {source} (step {st['step']})"
+        else:
+            if source in ASSETS:
+                g_state, _, meta = checkpoint_state(None, source)
+                critic = meta.get("critic")
+                d_state = checkpoint_state(None, critic)[0] if critic else None
+            elif src.is_file():
+                g_state, d_state = checkpoint_state(source, "")[0], None
+            else:
+                raise InputError(f"--init {source}: neither a run directory, a checkpoint file nor a registered asset "
+                                 f"(`pdbench assets list` names them)")
+            if isinstance(g_state.get("G"), dict):  # official {'G': state} checkpoints
+                g_state = g_state["G"]
+            what = f"{source}" + ("" if d_state is not None else " (generator only; the critic starts fresh)")
+        for net, state, part in ((self.G, g_state, "generator"), (self.D, d_state, "critic")):
+            if state is None:
+                continue
+            try:
+                net.load_state_dict(float_state(state))
+            except RuntimeError as e:
+                raise InputError(f"--init {source}: its {part} does not fit this recipe ({str(e).splitlines()[1].strip()[:140]}); "
+                                 f"give the --resolution/--dim/--layers it was trained with") from e
+        self.init = what
+        print(f"initialised from {what}", flush=True)
+        return what
 
     # -- the loop ------------------------------------------------------------------------------
     def sample(self) -> Path:
@@ -176,6 +219,8 @@ class GANTrainer:
 
 
 SCHEDULE_FIELDS = ("iters", "decay_iters", "lr_drop_at")  # may change when a run is resumed; nothing else may
+# a run started from another one's weights (--init) must keep its architecture; schedule and data may differ
+INIT_FIELDS = SCHEDULE_FIELDS + ("batch_size", "holdout", "seed", "g_lr", "d_lr")
 
 
 def saved_recipe(out: str | Path) -> tuple[str | None, dict] | None:
@@ -199,24 +244,25 @@ def saved_recipe(out: str | Path) -> tuple[str | None, dict] | None:
     return None
 
 
-def resume_recipe(method: str, recipe_cls: type, saved: tuple[str | None, dict], asked: dict, out: str | Path):
+def resume_recipe(method: str, recipe_cls: type, saved: tuple[str | None, dict], asked: dict, out: str | Path,
+                  may_change: tuple[str, ...] = SCHEDULE_FIELDS, verb: str = "resume the run as it was"):
     """The recipe to continue a run with: the saved one, with any schedule change the command asks for.
 
     Options the command gives explicitly must agree with the saved recipe (a different width or
-    resolution cannot load the saved weights); only the schedule (``SCHEDULE_FIELDS``) may change.
+    resolution cannot load the saved weights); only ``may_change`` (the schedule) may differ.
     """
     saved_method, fields = saved
     if saved_method and saved_method != method:
-        raise InputError(f"{out} holds a {saved_method} run, not {method}: run `pdbench train {saved_method} … --resume` "
-                         f"or choose a new --out")
+        raise InputError(f"{out} holds a {saved_method} run, not {method}: run `pdbench train {saved_method} …` on it "
+                         f"or choose another run")
     known = {f.name for f in dataclasses.fields(recipe_cls)}
     merged = {k: v for k, v in fields.items() if k in known}
     for k, v in asked.items():
         if k in merged and merged[k] != v:
-            if k not in SCHEDULE_FIELDS:
+            if k not in may_change:
                 raise InputError(f"{out} was started with {k}={merged[k]}, the command asks for {v}: drop that option to "
-                                 f"resume the run as it was, or choose a new --out")
-            print(f"resuming with {k}={v} (was {merged[k]})", flush=True)
+                                 f"{verb}, or choose a new --out")
+            print(f"{k}={v} (was {merged[k]})", flush=True)
         merged[k] = v
     return recipe_cls(**merged)
 
@@ -227,19 +273,29 @@ def gradient_penalty(critic_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return ((g.float().flatten(1).norm(dim=1) - 1.0) ** 2).mean()
 
 
-def export_generator(run_dir: str | Path, dest: str | Path, fp16: bool = True) -> dict:
-    """Write the run's generator as a safetensors state dict (fp16 by default); returns sha256/size/step."""
+def export_generator(run_dir: str | Path, dest: str | Path, fp16: bool = True, critic: bool = False) -> dict:
+    """Write the run's generator (or with ``critic`` its critic, for later fine-tuning) as a safetensors
+    state dict, fp16 by default; returns sha256/size/step."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     from ..assets import sha256_file
 
-    src = Path(run_dir) / "G.safetensors"
+    run = Path(run_dir)
+    src = run / ("state.pt" if critic else "G.safetensors")
     if not src.is_file():
-        raise InputError(f"{src} not found: pass the run directory of `pdbench train` (it holds G.safetensors)")
-    state = load_file(str(src))
-    with safe_open(str(src), "pt") as f:
-        meta = f.metadata() or {}
+        raise InputError(f"{src} not found: pass the run directory of `pdbench train` (it holds {src.name})")
+    if critic:
+        st = torch.load(src, map_location="cpu", weights_only=True)
+        state = st["D"]
+        meta = {"step": str(st["step"]), "recipe": json.dumps(st["recipe"]), "part": "critic"}
+        prog = run / "progress.json"
+        if prog.is_file():
+            meta["method"] = json.loads(prog.read_text()).get("method", "")
+    else:
+        state = load_file(str(src))
+        with safe_open(str(src), "pt") as f:
+            meta = f.metadata() or {}
     if fp16:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_safetensors(state, dest, {**meta, "dtype": "float16" if fp16 else "float32"})
