@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pdbench.data import FaceFolder, read_attr_file
@@ -51,6 +52,22 @@ def test_celeba_attributes_and_split(celeba_dir):
     assert a == ds.select(8, seed=3, pool=test) and a != ds.select(8, seed=4, pool=test)
     lab = ds.labels(("Black_Hair", "Male"), [0])
     assert lab.tolist() == [[0.0, 0.0]]
+
+
+def test_converted_copies_find_their_rows_by_stem(celeba_dir, tmp_path):
+    """A PNG copy of 000002.jpg (e.g. from `pdbench protect DIR`) gets 000002.jpg's attributes."""
+    from PIL import Image
+
+    attrs = celeba_dir / "list_attr_celeba_first20k.txt"
+    for name in ("000002.jpg", "000003.jpg"):
+        Image.open(celeba_dir / "images" / name).save(tmp_path / name.replace(".jpg", ".png"))
+    ds = FaceFolder(tmp_path, 64, attr_file=attrs)
+    ref = FaceFolder(celeba_dir / "images", 64, attr_file=attrs, check_files=False)
+    cols = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+    assert torch.equal(ds.labels(cols), ref.labels(cols, [1, 2]))
+    Image.open(celeba_dir / "images" / "000004.jpg").save(tmp_path / "zz.png")
+    with pytest.raises(InputError, match="have no row"):
+        FaceFolder(tmp_path, 64, attr_file=attrs)
 
 
 def test_attr_file_errors(tmp_path):

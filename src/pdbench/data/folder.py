@@ -114,7 +114,12 @@ class FaceFolder:
         self.attr_names: list[str] | None = None
         self._attrs: dict[str, np.ndarray] | None = None
         if attr_file is not None:
-            self.attr_names, self._attrs = read_attr_file(attr_file)
+            self.attr_names, table = read_attr_file(attr_file)
+            # rows are keyed by file name; a converted copy (000001.png of 000001.jpg, e.g. a protected
+            # folder) finds its row by the name's stem
+            by_stem = {Path(k).stem: v for k, v in table.items()}
+            self._attrs = {p.name: table[p.name] if p.name in table else by_stem.get(p.stem) for p in files}
+            self._attrs = {k: v for k, v in self._attrs.items() if v is not None}
             missing = [p.name for p in files if p.name not in self._attrs]
             if missing:
                 raise InputError(f"{len(missing)} image(s) have no row in {attr_file} (e.g. {missing[0]}); use the matching attribute file")
