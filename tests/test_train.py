@@ -3,9 +3,11 @@
 import json
 import shutil
 
+import pytest
 import torch
 
 from pdbench.cli import main
+from pdbench.errors import InputError
 from pdbench.generators.stargan import StarGAN
 
 
@@ -93,3 +95,34 @@ def test_train_init_fine_tunes_from_a_run_or_a_checkpoint(celeba_dir, tmp_path, 
     err = capsys.readouterr().err
     assert "does not fit this recipe" in err and err.count("\n") == 1
     assert main(["train", "stargan", "--out", str(tmp_path / "fi"), "--init", "no-such-thing", "--iters", "0"] + common) == 2
+
+
+def test_init_from_the_shipped_stargan_brings_its_critic(celeba_dir, tmp_path):
+    """`--init stargan-celeba-64-pdbench` fine-tunes the shipped model: its generator and the critic of
+    the same training step (a registered companion asset), not a fresh critic."""
+    from safetensors.torch import load_file
+
+    from pdbench.assets import resolve
+    from pdbench.train.stargan import StarGANRecipe, StarGANTrainer
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for p in sorted((celeba_dir / "images").iterdir())[:8]:
+        shutil.copy(p, imgs / p.name)
+    recipe = StarGANRecipe(resolution=64, g_conv_dim=16, d_conv_dim=16, iters=0, decay_iters=0, holdout=0,
+                           batch_size=16)
+    with pytest.raises(InputError, match="smaller --batch-size"):
+        StarGANTrainer(str(imgs), str(celeba_dir / "list_attr_celeba_first20k.txt"), str(tmp_path / "ft"), recipe)
+    recipe.batch_size = 8
+    tr = StarGANTrainer(str(imgs), str(celeba_dir / "list_attr_celeba_first20k.txt"), str(tmp_path / "ft"), recipe)
+    what = tr.init_from("stargan-celeba-64-pdbench")
+    assert "fresh" not in what
+    g = load_file(str(resolve("stargan-celeba-64-pdbench")))
+    d = load_file(str(resolve("stargan-celeba-64-pdbench-critic")))
+    assert all(torch.equal(tr.G.state_dict()[k], v.float()) for k, v in g.items())
+    assert all(torch.equal(tr.D.state_dict()[k], v.float()) for k, v in d.items())
+    # the critic is the trained one: its attribute head reads the real faces' CelebA labels
+    x, labels = tr.batch()
+    with torch.no_grad():
+        acc = float(((tr.D(x)[1] > 0).float() == labels).float().mean())
+    assert acc >= 0.8, acc

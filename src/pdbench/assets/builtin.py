@@ -13,6 +13,19 @@ ASSETS = [
         licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
         kind="generator",
         builtin=True,
+        meta={"resolution": 64, "critic": "stargan-celeba-64-pdbench-critic"},
+    ),
+    AssetSpec(
+        name="stargan-celeba-64-pdbench-critic",
+        path="stargan_celeba64_pdbench_critic.safetensors",
+        sha256="d7232e1b64162fac99fe4290544596caba01c611c5f467878d2fd01a0d6eb7d8",
+        size=1411392,
+        source="the critic (discriminator) of the same training run and step as stargan-celeba-64-pdbench, "
+               "for fine-tuning it (`pdbench train stargan --init stargan-celeba-64-pdbench`)",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="critic",
+        builtin=True,
         meta={"resolution": 64},
     ),
     AssetSpec(

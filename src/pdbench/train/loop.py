@@ -42,6 +42,9 @@ class GANTrainer:
         torch.manual_seed(recipe.seed)
         ds = FaceFolder(data, recipe.resolution, attr_file=attrs, crop=self.crop)
         train_idx, test_idx = ds.split(recipe.holdout) if recipe.holdout else (list(range(len(ds))), [])
+        if len(train_idx) < recipe.batch_size:
+            raise InputError(f"{data}: {len(train_idx)} training image(s) for a batch of {recipe.batch_size}; "
+                             f"add photos or pass a smaller --batch-size")
         self.dataset = ds
         t0 = time.time()
         self.images = torch.from_numpy(ds.load_uint8(train_idx)).permute(0, 3, 1, 2).contiguous().to(self.device)
