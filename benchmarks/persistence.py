@@ -1,19 +1,20 @@
 """Does a defense survive an attacker who retrains the generator on protected photos? (TSDF, §IV-D)
 
-    python benchmarks/persistence.py [--defense pgd] [--iters 3000] [--n 200] [--work runs/persistence]
-                                     [--json docs/results/persistence.json]
+    python benchmarks/persistence.py [--defense pgd] [--steps 10] [--train-photos 1500] [--iters 2000] [--n 100]
+                                     [--work runs/persistence] [--json docs/results/persistence.json]
 
-1. The defender publishes: the 9,000 training photos of ``celeba-10k-89px`` are protected with
-   ``--defense`` against pdbench's StarGAN (``pdbench protect <folder>``: the published, lossless uint8
-   files, perturbation keyed by file name).
+1. The defender publishes: the first ``--train-photos`` photos of the training split of
+   ``celeba-10k-89px`` are protected with ``--defense`` against pdbench's StarGAN exactly as
+   ``pdbench protect <folder>`` does it (no attribute labels: a person protecting photos does not know
+   which edit will be attempted; published as lossless uint8 files, perturbation keyed by file name).
 2. The attacker retrains: pdbench's StarGAN, generator and critic (``pdbench train --init``), is
    fine-tuned with StarGAN's official recipe for ``--iters`` iterations on those protected photos.
    A control fine-tunes it identically on the clean photos, so that what fine-tuning does by itself is
    not mistaken for adaptation to the perturbation.
 3. On ``--n`` held-out faces (never trained on), for the original, the control and the retrained model:
-   * *published* perturbations, made against the original model (what the defender could do before the
-     attacker retrained): MSE(M(x, c), M(x_adv, c)) and the success rate (MSE > 0.05, PDB's threshold)
-     over every image and official edit;
+   * *published* perturbations, made against the original model the same way (what the defender could
+     do before the attacker retrained): MSE(M(x, c), M(x_adv, c)) and the success rate (MSE > 0.05,
+     PDB's threshold) over every image and the five official edits of its true attributes;
    * *re-crafted* perturbations, white-box against that model (how attackable it still is);
    * the model's own quality: reconstruction L1 |M(x, c_org) − x| and the mean edit strength.
 
@@ -46,13 +47,13 @@ ASSET = "stargan-celeba-64-pdbench"
 THRESHOLD = 0.05
 
 
-def training_folder(root: Path, work: Path, holdout: int) -> Path:
-    """A folder of links to the training split (everything but the last ``holdout`` photos)."""
+def training_folder(root: Path, work: Path, holdout: int, n: int) -> Path:
+    """A folder of links to the first ``n`` photos of the training split (all but the last ``holdout``)."""
     ds = FaceFolder(root / "images", 64, check_files=False)
     train, _ = ds.split(holdout)
-    dst = work / "clean"
+    dst = work / f"clean-{n}"
     dst.mkdir(parents=True, exist_ok=True)
-    for i in train:
+    for i in train[:n]:
         link = dst / ds.files[i].name
         if not link.exists():
             os.symlink(ds.files[i].resolve(), link)
@@ -90,8 +91,10 @@ def published(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--defense", default="pgd")
-    ap.add_argument("--iters", type=int, default=3000, help="fine-tuning iterations (critic steps; 1/5 are generator steps)")
-    ap.add_argument("--n", type=int, default=200, help="held-out faces evaluated")
+    ap.add_argument("--steps", type=int, default=10, help="defense iterations (published photos and test photos alike)")
+    ap.add_argument("--train-photos", type=int, default=1500, help="protected photos the attacker retrains on")
+    ap.add_argument("--iters", type=int, default=2000, help="fine-tuning iterations (critic steps; 1/5 are generator steps)")
+    ap.add_argument("--n", type=int, default=100, help="held-out faces evaluated")
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--work", default="runs/persistence")
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -102,12 +105,14 @@ def main() -> None:
     work = Path(args.work)
     t0 = time.time()
 
-    clean_dir = training_folder(root, work, 1000)
-    prot_dir = work / f"protected-{args.defense}"
-    print(protect_folder(str(clean_dir), str(prot_dir), defense=args.defense, generator="stargan", batch_size=64), flush=True)
+    clean_dir = training_folder(root, work, 1000, args.train_photos)
+    tag = f"{args.defense}{args.steps}-{args.train_photos}"
+    prot_dir = work / f"protected-{tag}"
+    print(protect_folder(str(clean_dir), str(prot_dir), defense=args.defense, generator="stargan", steps=args.steps,
+                         batch_size=64), flush=True)
     t_protect = time.time() - t0
-    runs = {"control (clean photos)": fine_tune(clean_dir, attrs, work / f"ft-clean-{args.iters}", args.iters),
-            "retrained (protected photos)": fine_tune(prot_dir, attrs, work / f"ft-{args.defense}-{args.iters}", args.iters)}
+    runs = {"control (clean photos)": fine_tune(clean_dir, attrs, work / f"ft-clean-{args.train_photos}-{args.iters}", args.iters),
+            "retrained (protected photos)": fine_tune(prot_dir, attrs, work / f"ft-{tag}-{args.iters}", args.iters)}
     t_train = time.time() - t0 - t_protect
 
     G0 = get_generator("stargan")
@@ -115,16 +120,16 @@ def main() -> None:
     ds = FaceFolder(root / "images", 64, attr_file=attrs, check_files=False)
     _, test = ds.split(1000)
     idx = ds.select(args.n, seed=0, pool=test)
-    defense = get_defense(args.defense)
+    defense = get_defense(args.defense, steps=args.steps)
     rows = {name: {"published": [], "recrafted": [], "quality": []} for name in models}
     for s in range(0, len(idx), args.batch):
         part = idx[s:s + args.batch]
         x, labels = ds.load(part), ds.labels(G0.attributes, part)
         keys = torch.tensor([zlib.crc32(n.encode()) for n in ds.names(part)])
-        x_pub = published(x, defense.protect(x, Target.of(G0, labels, len(part)), keys=keys))
+        x_pub = published(x, defense.protect(x, Target.of(G0, None, len(part)), keys=keys))
         for name, G in models.items():
             rows[name]["published"].append((len(part), disruption(G, x, x_pub, labels)))
-            own = x_pub if G is G0 else published(x, defense.protect(x, Target.of(G, labels, len(part)), keys=keys))
+            own = x_pub if G is G0 else published(x, defense.protect(x, Target.of(G, None, len(part)), keys=keys))
             rows[name]["recrafted"].append((len(part), disruption(G, x, own, labels)))
             rep = edit_report(G, x, labels)
             strength = sum((e["hair"] + e["face"]) / 2 for e in rep["edits"].values()) / len(rep["edits"])
@@ -135,7 +140,7 @@ def main() -> None:
         return {key: sum(k * v[key] for k, v in parts) / n for key in parts[0][1]}
 
     result = {
-        "defense": args.defense, "eps": defense.eps, "iters": args.iters, "n_test": len(idx),
+        "defense": args.defense, "eps": defense.eps, "steps": args.steps, "iters": args.iters, "n_test": len(idx),
         "train_photos": len(os.listdir(clean_dir)), "threshold": THRESHOLD,
         "minutes": {"protect": round(t_protect / 60, 1), "fine_tune": round(t_train / 60, 1),
                     "total": round((time.time() - t0) / 60, 1)},
