@@ -38,7 +38,7 @@ def _train(args: argparse.Namespace) -> int:
         recipe = resume_recipe(args.method, trainer_cls.Recipe, saved, opts, args.out)
     elif init_run:  # fine-tuning another run: its architecture, this command's schedule and data
         recipe = resume_recipe(args.method, trainer_cls.Recipe, init_run, opts, args.init, INIT_FIELDS,
-                               "fine-tune it with its own architecture")
+                               "fine-tune it with its own architecture, or --init a run of the architecture you want")
     else:
         recipe = trainer_cls.Recipe(**opts)
     trainer = trainer_cls(args.data, args.attrs, args.out, recipe, device=args.device, amp=args.amp)

@@ -176,7 +176,9 @@ class GANTrainer:
             try:
                 net.load_state_dict(float_state(state))
             except RuntimeError as e:
-                raise InputError(f"--init {source}: its {part} does not fit this recipe ({str(e).splitlines()[1].strip()[:140]}); "
+                lines = str(e).strip().splitlines()
+                detail = (lines[1] if len(lines) > 1 else lines[0]).strip()[:140]
+                raise InputError(f"--init {source}: its {part} does not fit this recipe ({detail}); "
                                  f"give the --resolution/--dim/--layers it was trained with") from e
         self.init = what
         print(f"initialised from {what}", flush=True)
@@ -248,7 +250,8 @@ def saved_recipe(out: str | Path) -> tuple[str | None, dict] | None:
 
 
 def resume_recipe(method: str, recipe_cls: type, saved: tuple[str | None, dict], asked: dict, out: str | Path,
-                  may_change: tuple[str, ...] = SCHEDULE_FIELDS, verb: str = "resume the run as it was"):
+                  may_change: tuple[str, ...] = SCHEDULE_FIELDS,
+                  fix: str = "resume the run as it was, or choose a new --out"):
     """The recipe to continue a run with: the saved one, with any schedule change the command asks for.
 
     Options the command gives explicitly must agree with the saved recipe (a different width or
@@ -264,7 +267,7 @@ def resume_recipe(method: str, recipe_cls: type, saved: tuple[str | None, dict],
         if k in merged and merged[k] != v:
             if k not in may_change:
                 raise InputError(f"{out} was started with {k}={merged[k]}, the command asks for {v}: drop that option to "
-                                 f"{verb}, or choose a new --out")
+                                 f"{fix}")
             print(f"{k}={v} (was {merged[k]})", flush=True)
         merged[k] = v
     return recipe_cls(**merged)
