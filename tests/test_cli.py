@@ -95,3 +95,7 @@ def test_protect_folder_batched_exact_eps_resumable(celeba_dir, tmp_path, capsys
     assert "notes.jpg: not a readable image" in capsys.readouterr().err
     assert main(args + ["-o", str(tmp_path / "a"), "--skip-bad"]) == 0
     assert "left out 1 file(s): notes.jpg" in capsys.readouterr().out
+    (photos / "notes.jpg").unlink()
+    shutil.copy(sorted(photos.iterdir())[0], photos / (sorted(photos.iterdir())[0].stem + ".png"))
+    assert main(args + ["-o", str(tmp_path / "a")]) == 2
+    assert "would both be written to" in capsys.readouterr().err

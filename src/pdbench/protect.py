@@ -132,6 +132,11 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
     ds = FaceFolder(src, res, crop=G.crop, min_side=res // 2, strict=not skip_bad)
     names = ds.names(list(range(len(ds))))
     dests = [dst / Path(n).with_suffix(suffix) for n in names]
+    seen: dict[Path, str] = {}
+    for n, p in zip(names, dests):
+        if p in seen:
+            raise InputError(f"{seen[p]} and {n} would both be written to {p.name}: rename one of them")
+        seen[p] = n
     todo = [i for i, p in enumerate(dests) if not p.exists()]
     mse_sum, done = 0.0, 0
     bar = tqdm(total=len(ds), initial=len(ds) - len(todo), desc=f"protect ({defense} vs {generator})",
