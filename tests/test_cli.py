@@ -99,3 +99,19 @@ def test_protect_folder_batched_exact_eps_resumable(celeba_dir, tmp_path, capsys
     shutil.copy(sorted(photos.iterdir())[0], photos / (sorted(photos.iterdir())[0].stem + ".png"))
     assert main(args + ["-o", str(tmp_path / "a")]) == 2
     assert "would both be written to" in capsys.readouterr().err
+
+
+def test_protect_device_option(tmp_path, capsys):
+    """--device cpu runs; asking for CUDA where there is none is one clear line, before any work."""
+    import torch
+
+    from conftest import require_asset
+
+    photo = sorted((require_asset("codeformer-cropped")).iterdir())[0]
+    assert main(["protect", str(photo), "-o", str(tmp_path / "p.png"), "--steps", "1", "--device", "cpu"]) == 0
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        assert main(["protect", str(photo), "-o", str(tmp_path / "q.png"), "--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert "no CUDA device" in err and err.count("\n") == 1
+        assert not (tmp_path / "q.png").exists()

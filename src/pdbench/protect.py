@@ -33,9 +33,20 @@ from .tensors import from_uint8
 LOSSLESS = {".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | None, steps: int | None):
+def _device(device: str | None) -> torch.device:
+    """``None``/"auto": CUDA when available, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    return dev
+
+
+def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | None, steps: int | None,
+           device: str | None = None):
     gkw = {"checkpoint": checkpoint} if checkpoint else {}
-    G = get_generator(generator, **gkw)
+    G = get_generator(generator, device=_device(device), **gkw)
     kw = {k: v for k, v in {"eps": eps, "steps": steps}.items() if v is not None}
     return G, get_defense(defense, **kw)
 
@@ -48,7 +59,7 @@ def publish(img: Image.Image, x: torch.Tensor, x_adv: torch.Tensor, crop: float,
     """
     box = crop_box(img.size, crop)
     side = box[2] - box[0]
-    delta = F.interpolate((x_adv - x)[None], size=(side, side), mode="bilinear", align_corners=False)[0]
+    delta = F.interpolate((x_adv - x)[None].float().cpu(), size=(side, side), mode="bilinear", align_corners=False)[0]
     levels = math.floor(eps * 127.5 + 1e-9)
     full = np.asarray(img, dtype=np.int16).copy()
     region = full[box[1]:box[3], box[0]:box[2]]
@@ -72,24 +83,25 @@ def save_lossless(arr: np.ndarray, dst: Path) -> None:
 
 
 def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "stargan", checkpoint: str | None = None,
-                  eps: float | None = None, steps: int | None = None) -> str:
+                  eps: float | None = None, steps: int | None = None, device: str | None = None) -> str:
     src, dst = Path(photo), Path(out)
     if not src.is_file():
         raise InputError(f"{src} does not exist")
     check_lossless(dst)
     img = _load_image(src)
-    G, d = _setup(generator, checkpoint, defense, eps, steps)
+    G, d = _setup(generator, checkpoint, defense, eps, steps, device)
+    dev = next(G.parameters()).device
     res = G.resolution
     if min(img.size) < res // 2:
         raise InputError(f"{src.name} is {img.size[0]}x{img.size[1]}: too small for {generator} ({res} px); use a photo of at least {res // 2} px")
-    x = from_uint8(preprocess(img, res, G.crop))
+    x = from_uint8(preprocess(img, res, G.crop)).to(dev)
     target = Target.of(G, None, 1)
     x_adv = d.protect(x, target)
     protected = publish(img, x[0], x_adv[0], G.crop, d.eps)
     save_lossless(protected, dst)
 
     saved = _load_image(dst)
-    x_saved = from_uint8(preprocess(saved, res, G.crop))
+    x_saved = from_uint8(preprocess(saved, res, G.crop)).to(dev)
     orig = np.asarray(img, dtype=np.int16)
     linf = int(np.abs(np.asarray(saved, dtype=np.int16) - orig).max())
     mse_img = float(((np.asarray(saved, dtype=np.float64) - orig) ** 2).mean())
@@ -113,7 +125,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
 
 def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str = "stargan", checkpoint: str | None = None,
                    eps: float | None = None, steps: int | None = None, batch_size: int = 32, suffix: str = ".png",
-                   progress: bool = True, skip_bad: bool = False) -> str:
+                   progress: bool = True, skip_bad: bool = False, device: str | None = None) -> str:
     """Protect every photo below ``folder`` into ``out`` (same relative paths, lossless ``suffix``).
 
     Unreadable or too small files stop the run with one error naming them, or with ``skip_bad`` are left
@@ -127,7 +139,8 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
     check_lossless(Path("protected" + suffix))
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
-    G, d = _setup(generator, checkpoint, defense, eps, steps)
+    G, d = _setup(generator, checkpoint, defense, eps, steps, device)
+    dev = next(G.parameters()).device
     res = G.resolution
     ds = FaceFolder(src, res, crop=G.crop, min_side=res // 2, strict=not skip_bad)
     names = ds.names(list(range(len(ds))))
@@ -144,14 +157,14 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
     for start in range(0, len(todo), batch_size):
         idx = todo[start:start + batch_size]
         imgs = [_load_image(ds.files[i]) for i in idx]
-        x = from_uint8(np.stack([preprocess(im, res, G.crop) for im in imgs]))
+        x = from_uint8(np.stack([preprocess(im, res, G.crop) for im in imgs])).to(dev)
         target = Target.of(G, None, len(idx))
         keys = torch.tensor([zlib.crc32(names[i].encode()) for i in idx])
         x_adv = d.protect(x, target, keys=keys)
         published = [publish(im, x[j], x_adv[j], G.crop, d.eps) for j, im in enumerate(imgs)]
         for j, i in enumerate(idx):
             save_lossless(published[j], dests[i])
-        x_pub = from_uint8(np.stack([preprocess(_load_image(dests[i]), res, G.crop) for i in idx]))  # read back
+        x_pub = from_uint8(np.stack([preprocess(_load_image(dests[i]), res, G.crop) for i in idx])).to(dev)  # read back
         with torch.inference_mode():
             clean, = target.outputs(x)
             prot, = target.outputs(x_pub)
