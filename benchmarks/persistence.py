@@ -12,9 +12,11 @@
    A control fine-tunes it identically on the clean photos, so that what fine-tuning does by itself is
    not mistaken for adaptation to the perturbation.
 3. On ``--n`` held-out faces (never trained on), for the original, the control and the retrained model:
-   * *published* perturbations, made against the original model the same way (what the defender could
-     do before the attacker retrained): MSE(M(x, c), M(x_adv, c)) and the success rate (MSE > 0.05,
-     PDB's threshold) over every image and the five official edits of its true attributes;
+   * *published* perturbations, made against the original model without labels as above (what the
+     defender could do before the attacker retrained), applied at the model's 64 px input and rounded to
+     8 bits as PDB evaluates (no resampling onto the 89 px photo, which smooths a perturbation and weakens
+     it): MSE(M(x, c), M(x_adv, c)) and the success rate (MSE > 0.05, PDB's threshold) over every image and
+     the five official edits of its true attributes;
    * *re-crafted* perturbations, white-box against that model (how attackable it still is);
    * the model's own quality: reconstruction L1 |M(x, c_org) − x| and the mean edit strength.
 
@@ -146,7 +148,7 @@ def main() -> None:
                     "total": round((time.time() - t0) / 60, 1)},
         "models": {name: {part: mean(v) for part, v in r.items()} for name, r in rows.items()},
     }
-    lines = ["| model | published perturbation: MSE ↑ | success ↑ | re-crafted: MSE ↑ | success ↑ "
+    lines = ["| model | made against the original: MSE ↑ | success ↑ | re-crafted against the model: MSE ↑ | success ↑ "
              "| reconstruction L1 ↓ | edit strength |", "|---|---|---|---|---|---|---|"]
     for name, r in result["models"].items():
         lines.append(f"| {name} | {r['published']['mse']:.3f} | {100 * r['published']['success']:.0f} % "
