@@ -28,25 +28,15 @@ from .defenses import get_defense
 from .errors import InputError
 from .generators import Target, get_generator
 from .io import atomic_path
-from .tensors import from_uint8
+from .tensors import from_uint8, resolve_device
 
 LOSSLESS = {".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def _device(device: str | None) -> torch.device:
-    """``None``/"auto": CUDA when available, else the CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA device is available here; use --device cpu")
-    return dev
 
 
 def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | None, steps: int | None,
            device: str | None = None):
     gkw = {"checkpoint": checkpoint} if checkpoint else {}
-    G = get_generator(generator, device=_device(device), **gkw)
+    G = get_generator(generator, device=resolve_device(device), **gkw)
     kw = {k: v for k, v in {"eps": eps, "steps": steps}.items() if v is not None}
     return G, get_defense(defense, **kw)
 

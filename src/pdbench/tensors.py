@@ -75,3 +75,13 @@ def from_unit(x: torch.Tensor) -> torch.Tensor:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(spec: str | torch.device | None = None) -> torch.device:
+    """``None``/"auto": :func:`default_device`; otherwise that device, refusing CUDA where there is none."""
+    if spec is None or spec == "auto":
+        return default_device()
+    dev = torch.device(spec)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {spec}: no CUDA device is available here; use cpu")
+    return dev

@@ -27,6 +27,7 @@ from ..defenses import DEFENSES, get_defense
 from ..errors import InputError
 from ..generators import GENERATORS, Target, get_generator
 from ..io import torch_save, write_text
+from ..tensors import resolve_device
 from ..metrics import METRICS, MetricInputs, get_metric
 from ..registry import spec_label
 from ..transforms import parse_setting
@@ -82,8 +83,7 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
             metrics.append((lab, get_metric(spec["name"], **params)))
         except TypeError:
             raise InputError(f"config: metric {spec['name']!r} takes no parameter(s) {sorted(params)}") from None
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if cfg.device == "auto" else cfg.device))
+    device = resolve_device(cfg.device)
     out = Path(cfg.out)
     stats = {"computed": 0, "reused": 0}
     rows: list[dict] = []

@@ -23,6 +23,7 @@ import torch
 from ..data import FaceFolder
 from ..errors import InputError
 from ..io import save_png, save_safetensors, torch_save, write_text
+from ..tensors import resolve_device
 
 
 class GANTrainer:
@@ -35,7 +36,7 @@ class GANTrainer:
         self.recipe = recipe
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         if amp not in (None, "bf16", "none"):
             raise InputError(f"unknown --amp {amp!r}; use bf16 or none")
         self.amp = amp == "bf16" or (amp is None and self.device.type == "cuda")
