@@ -41,6 +41,11 @@ def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | No
     return G, get_defense(defense, **kw)
 
 
+def grey_levels(eps: float) -> int:
+    """The largest whole number of 8-bit grey levels inside ε (on the [-1, 1] scale)."""
+    return math.floor(eps * 127.5 + 1e-9)
+
+
 def publish(img: Image.Image, x: torch.Tensor, x_adv: torch.Tensor, crop: float, eps: float) -> np.ndarray:
     """The full-size photo (uint8 HWC) carrying the perturbation x_adv − x (one image, model resolution).
 
@@ -50,7 +55,7 @@ def publish(img: Image.Image, x: torch.Tensor, x_adv: torch.Tensor, crop: float,
     box = crop_box(img.size, crop)
     side = box[2] - box[0]
     delta = F.interpolate((x_adv - x)[None].float().cpu(), size=(side, side), mode="bilinear", align_corners=False)[0]
-    levels = math.floor(eps * 127.5 + 1e-9)
+    levels = grey_levels(eps)
     full = np.asarray(img, dtype=np.int16).copy()
     region = full[box[1]:box[3], box[0]:box[2]]
     step = np.clip(np.rint(delta.permute(1, 2, 0).numpy() * 127.5), -levels, levels).astype(np.int16)
@@ -103,7 +108,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     mse_saved = (out_saved - clean).pow(2).mean(dim=(2, 3, 4)).squeeze(1)
     mse_adv = float((out_adv - clean).pow(2).mean())
     edits = ", ".join(f"{n} {v:.3f}" for n, v in zip(G.condition_names, mse_saved.tolist()))
-    levels = math.floor(d.eps * 127.5 + 1e-9)
+    levels = grey_levels(d.eps)
     return (
         f"protected {src.name} -> {dst} with {defense} (eps {d.eps} on [-1,1] = {levels} grey levels) against {generator} ({res} px)\n"
         f"change to the photo: max {linf} grey levels, PSNR {psnr_img:.1f} dB over {img.size[0]}x{img.size[1]} px\n"
@@ -162,7 +167,7 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
         done += len(idx)
         bar.update(len(idx))
     bar.close()
-    levels = math.floor(d.eps * 127.5 + 1e-9)
+    levels = grey_levels(d.eps)
     skipped = len(ds) - len(todo)
     line = (f"protected {done} photo(s) from {src} into {dst} with {defense} (eps {d.eps} = {levels} grey levels) "
             f"against {generator} ({res} px)")
