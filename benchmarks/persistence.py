@@ -62,10 +62,10 @@ def training_folder(root: Path, work: Path, holdout: int, n: int) -> Path:
     return dst
 
 
-def fine_tune(data: Path, attrs: Path, out: Path, iters: int) -> Path:
-    G0 = get_generator("stargan")
-    recipe = StarGANRecipe(resolution=64, g_conv_dim=G0.net.main[0].out_channels,
-                           d_conv_dim=G0.net.main[0].out_channels, iters=iters, decay_iters=iters // 2, holdout=0)
+def fine_tune(data: Path, attrs: Path, out: Path, iters: int, width: int) -> Path:
+    """Fine-tune the shipped StarGAN (conv_dim ``width``) and its critic on ``data``; resumes ``out``."""
+    recipe = StarGANRecipe(resolution=64, g_conv_dim=width, d_conv_dim=width, iters=iters, decay_iters=iters // 2,
+                           holdout=0)
     trainer = StarGANTrainer(str(data), str(attrs), str(out), recipe)
     if (out / "state.pt").exists():
         trainer.resume()
@@ -113,11 +113,13 @@ def main() -> None:
     print(protect_folder(str(clean_dir), str(prot_dir), defense=args.defense, generator="stargan", steps=args.steps,
                          batch_size=64), flush=True)
     t_protect = time.time() - t0
-    runs = {"control (clean photos)": fine_tune(clean_dir, attrs, work / f"ft-clean-{args.train_photos}-{args.iters}", args.iters),
-            "retrained (protected photos)": fine_tune(prot_dir, attrs, work / f"ft-{tag}-{args.iters}", args.iters)}
+    G0 = get_generator("stargan")
+    width = G0.net.main[0].out_channels
+    runs = {"control (clean photos)": fine_tune(clean_dir, attrs, work / f"ft-clean-{args.train_photos}-{args.iters}",
+                                                args.iters, width),
+            "retrained (protected photos)": fine_tune(prot_dir, attrs, work / f"ft-{tag}-{args.iters}", args.iters, width)}
     t_train = time.time() - t0 - t_protect
 
-    G0 = get_generator("stargan")
     models = {"original": G0, **{k: StarGAN.from_assets(checkpoint=str(v), resolution=64) for k, v in runs.items()}}
     ds = FaceFolder(root / "images", 64, attr_file=attrs, check_files=False)
     _, test = ds.split(1000)
