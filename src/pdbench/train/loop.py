@@ -148,7 +148,7 @@ class GANTrainer:
         generator and critic), or a generator checkpoint: a registered asset name (with the critic the
         asset names in its ``critic`` metadata, if any) or a file. Without a critic, the critic starts
         fresh. Optimisers and the step count start anew. Returns a description for messages."""
-        from ..assets import ASSETS
+        from ..assets import ASSETS, load_state_dict
         from ..generators.base import checkpoint_state, float_state
 
         src = Path(source)
@@ -164,7 +164,7 @@ class GANTrainer:
                 critic = meta.get("critic")
                 d_state = checkpoint_state(None, critic)[0] if critic else None
             elif src.is_file():
-                g_state, d_state = checkpoint_state(source, "")[0], None
+                g_state, d_state = load_state_dict(source), None
             else:
                 raise InputError(f"--init {source}: neither a run directory, a checkpoint file nor a registered asset "
                                  f"(`pdbench assets list` names them)")
