@@ -79,6 +79,8 @@ def _probe_groups(settings: list[str]) -> tuple[dict, list[str]]:
             sets.setdefault(hit[0].name, (hit[0], []))[1].append((s, hit[1]))
         elif s != "none":
             loose.append(s)
+    for ps, members in sets.values():  # the set's own order, whatever order the cells came in
+        members.sort(key=lambda m: ps.probe_names().index(m[1]))
     return sets, loose
 
 
@@ -130,7 +132,8 @@ def pdb_aggregates(summary: list[dict], axes: tuple[str, ...] = AXES) -> dict:
         sets, loose = _probe_groups(list(dict.fromkeys(e["setting"] for e in summary if e["generator"] == g)))
         rob_sets = {n: v for n, v in sets.items() if v[0].kind == "rob"}
         for n, (ps, members) in rob_sets.items():
-            out["rob_sets"].setdefault(n, {"description": ps.description, "probes": [p for _, p in members]})
+            seen = out["rob_sets"].setdefault(n, {"description": ps.description, "probes": []})["probes"]
+            seen[:] = [p for p in ps.probe_names() if p in seen or p in dict(members).values()]
         ranks: dict[str, dict[str, float]] = {d: {} for d in defenses}
         for a in used:
             vals = {d: cells[(g, d, "none")].get(a) for d in defenses if (g, d, "none") in cells}
