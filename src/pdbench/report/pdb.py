@@ -142,11 +142,11 @@ def pdb_aggregates(summary: list[dict], axes: tuple[str, ...] = AXES) -> dict:
         for d in defenses:
             base = cells.get((g, d, "none"))
 
-            def rob_over(labels):
+            def rob_over(labels):  # mean over the probes that were run of their retention
                 if not base:
                     return None
-                return _mean([r for s in labels if (g, d, s) in cells
-                              for r in [retention(cells[(g, d, s)], base, used)] if r is not None])
+                terms = [retention(cells[(g, d, s)], base, used) for s in labels if (g, d, s) in cells]
+                return _mean([t for t in terms if t is not None])
 
             out["rows"].append({
                 "generator": g, "defense": d,
