@@ -30,7 +30,7 @@ from ..io import torch_save, write_text
 from ..tensors import resolve_device
 from ..metrics import METRICS, MetricInputs, get_metric
 from ..registry import spec_label
-from ..transforms import parse_setting
+from ..transforms import expand_settings
 from .config import BenchConfig
 
 
@@ -68,7 +68,7 @@ def _validate(cfg: BenchConfig) -> list:
         DEFENSES.get(d["name"])
     for m in cfg.metric_specs:
         METRICS.get(m["name"])
-    return [parse_setting(s) for s in cfg.settings]
+    return expand_settings(cfg.settings)
 
 
 def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] | None = None) -> dict:
