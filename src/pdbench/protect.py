@@ -143,10 +143,16 @@ def save_lossless(arr: np.ndarray, dst: Path) -> None:
     save_photo(arr, dst)
 
 
+def _unit(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double() / 255.0
+
+
 def full_res_change(a: np.ndarray, b: np.ndarray, rows: int = 512) -> dict:
     """Max change (grey levels), PSNR (dB, capped at 100) and SSIM of two uint8 HWC photos at full resolution.
 
-    SSIM (Wang et al., pdbench.metrics.functional.ssim) is computed in strips of ``rows`` map rows that
+    SSIM (Wang et al., pdbench.metrics.functional.ssim) is the standard one on intensities in [0, 1]
+    (as scikit-image's on the 8-bit photo; SSIM is not shift-invariant, so the [-1, 1] tensors of the
+    metrics would give another number). It is computed in strips of ``rows`` map rows that
     overlap by the window, so the result equals one whole-image SSIM without its memory.
     """
     if a.shape != b.shape:
@@ -165,7 +171,7 @@ def full_res_change(a: np.ndarray, b: np.ndarray, rows: int = 512) -> dict:
         while y + win - 1 < h:
             y1 = min(h, y + rows + win - 1)
             n = y1 - y - (win - 1)
-            total += float(ssim(from_uint8(a[y:y1]), from_uint8(b[y:y1]))[0]) * n
+            total += float(ssim(_unit(a[y:y1]), _unit(b[y:y1]), data_range=1.0)[0]) * n
             count += n
             y += rows
         out["ssim"] = total / count
