@@ -144,7 +144,7 @@ def save_lossless(arr: np.ndarray, dst: Path) -> None:
 
 
 def _unit(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double() / 255.0
+    return torch.tensor(np.asarray(a)).permute(2, 0, 1)[None].double() / 255.0  # copies: decoded arrays are read-only
 
 
 def full_res_change(a: np.ndarray, b: np.ndarray, rows: int = 512) -> dict:
