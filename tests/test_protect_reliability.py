@@ -271,6 +271,34 @@ def test_progress_names_what_runs_on_stderr(tmp_path, tiny, capsys):
     assert capsys.readouterr().err == ""
 
 
+class _Stepping:
+    """A defense with the optional per-step ``progress`` hook (as the defenses will have it)."""
+
+    def __init__(self, d):
+        self.d, self.eps, self.steps = d, d.eps, d.steps
+
+    def config(self):
+        return self.d.config()
+
+    def protect(self, x, target, keys=None, progress=None):
+        out = self.d.protect(x, target, keys=keys)
+        for s in range(self.steps):
+            progress(s + 1, self.steps)
+        return out
+
+
+def test_progress_per_defense_step_when_the_defense_offers_it(tmp_path, tiny, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        _photo(photos / f"{i}.png", seed=i)
+    G, _ = tiny
+    protect_folder(str(photos), str(tmp_path / "a"), models=(G, _Stepping(get_defense("pgd", steps=2))),
+                   batch_size=2, progress=True, face_check=False)
+    err = capsys.readouterr().err
+    assert "batch 2/2" in err and "4/4" in err and "step" in err  # 2 batches x 2 steps
+
+
 def test_help_gives_defaults_and_units():
     from pdbench.cli import build_parser
 

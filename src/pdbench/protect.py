@@ -264,6 +264,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     res = G.resolution
     if min(img.size) < res // 2:
         raise InputError(f"{src.name} is {img.size[0]}x{img.size[1]}: too small for {generator} ({res} px); use a photo of at least {res // 2} px")
+    _announce(progress, 1, defense, d, generator, G)
     warn = _steps_warning(d)
     side = crop_box(img.size, G.crop)[2] - crop_box(img.size, G.crop)[0]
     if side < res:
@@ -274,7 +275,6 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     elif not found[0]:
         warn.append(f"warning: no face found (RetinaFace) in the square the generator sees: {NO_FACE}")
 
-    _announce(progress, 1, defense, d, generator, G)
     bar = _bar(progress and step_progress(d) and d.steps > 0, d.steps, f"{defense} vs {generator}", "step")
     published, x, x_adv = _protect_batch([img], G, d, None, progress=lambda s, t: bar.update(1))
     bar.close()
