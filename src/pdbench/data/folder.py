@@ -3,7 +3,11 @@
 Preprocessing is the generators' official one: a centre crop to a square of the short side (178 px on
 CelebA's 178×218 aligned images, 89 px on the 89×109 copies; ``crop`` < 1 takes a tighter square, as
 AttGAN's 170 of 178), then a bilinear, antialiased resize to the generator's resolution. Files that are not images, cannot be decoded, or are too small are reported
-by name, never dropped silently.
+by name, never dropped silently; hidden files (a name starting with ".") are skipped and listed.
+
+Every image is loaded by :func:`load_photo`: decoded fully, turned upright by its EXIF orientation,
+and converted from any Pillow mode to the 8-bit RGB that generators see (16-bit greyscale scaled, not
+clipped; floating-point refused), with its alpha and RGB colour profile kept aside for the output.
 """
 
 from __future__ import annotations
@@ -254,6 +258,7 @@ class FaceFolder:
         if not self.root.is_dir():
             raise InputError(f"face folder {self.root} does not exist; pass a folder of photos (or set PDBENCH_ASSETS)")
         self.resolution = resolution
+        self.max_pixels = max_pixels
         self.min_side = min_side if min_side is not None else max(16, resolution // 2)
         candidates = sorted(p for p in self.root.rglob("*") if p.is_file())
         self.hidden = [p.relative_to(self.root).as_posix() for p in candidates
@@ -325,7 +330,7 @@ class FaceFolder:
         return sorted(random.Random(seed).sample(pool, n))
 
     def load_uint8(self, indices: list[int]) -> np.ndarray:
-        return np.stack([preprocess(_load_image(self.files[i]), self.resolution, self.crop) for i in indices])
+        return np.stack([preprocess(_load_image(self.files[i], self.max_pixels), self.resolution, self.crop) for i in indices])
 
     def load(self, indices: list[int]) -> torch.Tensor:
         """Images as float NCHW in [-1, 1] (the pdbench convention)."""
