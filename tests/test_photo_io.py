@@ -1,7 +1,6 @@
 """Photo loading: every Pillow mode to a correct 8-bit RGB view (or one-line refusal), EXIF orientation,
 alpha and colour profile carried to the output, truncated and bomb-sized files, the folder pre-scan."""
 
-
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
