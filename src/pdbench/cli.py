@@ -99,10 +99,10 @@ def _protect(args: argparse.Namespace) -> int:
     from .protect import protect_folder, protect_photo
 
     kw = dict(defense=args.defense, generator=args.generator, checkpoint=args.checkpoint, eps=args.eps, steps=args.steps,
-              device=args.device)
+              device=args.device, max_pixels=args.max_pixels, face_check=not args.no_face_check, progress=not args.no_progress)
     if Path(args.photo).is_dir():
         report = protect_folder(args.photo, args.out, batch_size=args.batch_size, suffix="." + args.format.lstrip("."),
-                                progress=not args.no_progress, skip_bad=args.skip_bad, **kw)
+                                skip_bad=args.skip_bad, overwrite_changed=args.overwrite_changed, **kw)
     else:
         report = protect_photo(args.photo, args.out, **kw)
     print(report)
@@ -153,39 +153,66 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" where there is a value to show (flags and None say it in their own text)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdbench", description="Benchmark proactive defenses against deepfake generators.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quickstart", help="StarGAN x {PGD, Disrupting, FGSM} on held-out CelebA faces")
+    fmt = _Defaults
+    q = sub.add_parser("quickstart", help="StarGAN x {PGD, Disrupting, FGSM} on held-out CelebA faces", formatter_class=fmt,
+                       description="Benchmark StarGAN against PGD, Disrupting and FGSM (eps 0.05 on the [-1, 1] scale = "
+                                   "6 of 255 grey levels, 30 steps) on held-out CelebA faces and print the summary.")
     q.add_argument("--faces", default=None, help="your own folder of face photos instead of the CelebA test split")
     q.add_argument("--attrs", default=None, help="CelebA-format attribute file for --faces")
-    q.add_argument("--n", type=int, default=None, help="number of images (default 32)")
-    q.add_argument("--out", default="results/quickstart")
-    q.add_argument("--device", default=None)
-    q.add_argument("--no-progress", action="store_true")
+    q.add_argument("--n", type=int, default=None, help="number of images (default: the config's 32)")
+    q.add_argument("--out", default="results/quickstart", help="results folder (rerunning resumes it)")
+    q.add_argument("--device", default=None, help="auto (CUDA when available), cpu, cuda, cuda:1, ... (default: the config's)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     q.set_defaults(func=_quickstart)
 
-    r = sub.add_parser("run", help="run (or resume) a benchmark config (YAML/TOML)")
-    r.add_argument("config")
-    r.add_argument("--out", default=None)
-    r.add_argument("--device", default=None)
-    r.add_argument("--no-progress", action="store_true")
+    r = sub.add_parser("run", help="run (or resume) a benchmark config (YAML/TOML)", formatter_class=fmt)
+    r.add_argument("config", help="benchmark config file (YAML or TOML)")
+    r.add_argument("--out", default=None, help="results folder (default: the config's out); rerunning resumes it")
+    r.add_argument("--device", default=None, help="auto (CUDA when available), cpu, cuda, cuda:1, ... (default: the config's)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     r.set_defaults(func=_run)
 
-    pr = sub.add_parser("protect", help="protect a photo (or a folder of photos) and report the change and the disruption")
+    from .data.folder import MAX_PIXELS
+    from .defenses import EPS, STEPS
+
+    pr = sub.add_parser("protect", help="protect a photo (or a folder of photos) and report the change and the disruption",
+                        formatter_class=fmt,
+                        description="Add a protective perturbation to a photo (or every photo below a folder) and save it "
+                                    "losslessly; the change and the generator's disruption are measured on the saved file. "
+                                    "An input is never overwritten.")
     pr.add_argument("photo", help="a photo, or a folder: every photo below it is protected")
-    pr.add_argument("-o", "--out", required=True, help="output file (lossless: .png, .webp, ...), or folder for a folder")
-    pr.add_argument("--defense", default="pgd")
-    pr.add_argument("--generator", default="stargan")
+    pr.add_argument("-o", "--out", required=True, help="output file (lossless: .png, .webp, .tif, .bmp), or folder for a folder")
+    pr.add_argument("--defense", default="pgd", help="defense name (pdbench list)")
+    pr.add_argument("--generator", default="stargan", help="generator protected against (pdbench list)")
     pr.add_argument("--checkpoint", default=None, help="generator checkpoint (default: pdbench's own weights)")
-    pr.add_argument("--eps", type=float, default=None)
-    pr.add_argument("--steps", type=int, default=None)
+    pr.add_argument("--eps", type=float, default=None,
+                    help=f"L-inf budget on the [-1, 1] scale (default: the defense's own, {EPS} for pgd = "
+                         f"{int(EPS * 127.5)} of 255 grey levels; eps x 127.5 = grey levels)")
+    pr.add_argument("--steps", type=int, default=None, help=f"defense iterations (default: the defense's own, {STEPS} for pgd)")
     pr.add_argument("--batch-size", type=int, default=32, help="folder: photos per batched defense step")
     pr.add_argument("--format", default="png", help="folder: lossless output format (png, webp, bmp, tif)")
     pr.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    pr.add_argument("--skip-bad", action="store_true", help="folder: leave out unreadable or too small files (listed in the report)")
-    pr.add_argument("--no-progress", action="store_true")
+    pr.add_argument("--skip-bad", action="store_true",
+                    help="folder: leave out unreadable, truncated, too large or too small files (listed in the report)")
+    pr.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                    help="refuse photos with more pixels (width x height) than this: a guard against decompression bombs")
+    pr.add_argument("--overwrite-changed", action="store_true",
+                    help="folder: redo outputs made with other settings (without it such a rerun is refused, naming the setting)")
+    pr.add_argument("--no-face-check", action="store_true", help="skip the RetinaFace check that each photo shows a face")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar or start line on stderr")
     pr.set_defaults(func=_protect)
 
     a = sub.add_parser("assets", help="list / verify / fetch / import assets")
