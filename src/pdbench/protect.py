@@ -1,9 +1,10 @@
 """Protect photos of any size: one file, or a whole folder in batches.
 
-The photo's centre square (the crop the generator would see) is resized to the generator's
-resolution, protected there, and the perturbation is upsampled (bilinear, so it never exceeds ε)
-and added to the full-resolution square; the rest of the photo is untouched. The result is saved
-losslessly (PNG unless another lossless suffix is asked for) with the perturbation clipped to
+The perturbation is made and published by :mod:`pdbench.publish`: in the default ``native`` mode it
+lives at the photo's own resolution and the defense optimises it through the generator's own crop and
+antialiased resize; ``model-input`` mode (PDB's protocol) protects the generator's input and upsamples
+the perturbation onto the crop square. Either way the rest of the photo is untouched, the result is
+saved losslessly (PNG unless another lossless suffix is asked for) with the perturbation clipped to
 ⌊ε·127.5⌋ grey levels, and the saved file itself is read back to measure the disruption it causes.
 
 A folder is protected in batches (one defense step costs one batched forward/backward); each output
@@ -20,14 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from .data.folder import FaceFolder, _load_image, crop_box, preprocess
+from .data.folder import FaceFolder, _load_image, preprocess
 from .defenses import get_defense
 from .errors import InputError
 from .generators import Target, get_generator
 from .io import atomic_path
+from .publish import grey_levels, protect_images
+from .publish import publish_upsampled as publish  # noqa: F401  (model-input mode; benchmarks/transfer.py uses it)
 from .tensors import from_uint8, resolve_device
 
 LOSSLESS = {".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -39,28 +41,6 @@ def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | No
     G = get_generator(generator, device=resolve_device(device), **gkw)
     kw = {k: v for k, v in {"eps": eps, "steps": steps}.items() if v is not None}
     return G, get_defense(defense, **kw)
-
-
-def grey_levels(eps: float) -> int:
-    """The largest whole number of 8-bit grey levels inside ε (on the [-1, 1] scale)."""
-    return math.floor(eps * 127.5 + 1e-9)
-
-
-def publish(img: Image.Image, x: torch.Tensor, x_adv: torch.Tensor, crop: float, eps: float) -> np.ndarray:
-    """The full-size photo (uint8 HWC) carrying the perturbation x_adv − x (one image, model resolution).
-
-    The perturbation is upsampled bilinearly to the photo's crop square, rounded to grey levels and
-    clipped to ⌊ε·127.5⌋ of them, so the published file respects ε exactly.
-    """
-    box = crop_box(img.size, crop)
-    side = box[2] - box[0]
-    delta = F.interpolate((x_adv - x)[None].float().cpu(), size=(side, side), mode="bilinear", align_corners=False)[0]
-    levels = grey_levels(eps)
-    full = np.asarray(img, dtype=np.int16).copy()
-    region = full[box[1]:box[3], box[0]:box[2]]
-    step = np.clip(np.rint(delta.permute(1, 2, 0).numpy() * 127.5), -levels, levels).astype(np.int16)
-    full[box[1]:box[3], box[0]:box[2]] = np.clip(region + step, 0, 255)
-    return full.astype(np.uint8)
 
 
 def check_lossless(dst: Path) -> None:
@@ -78,7 +58,8 @@ def save_lossless(arr: np.ndarray, dst: Path) -> None:
 
 
 def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "stargan", checkpoint: str | None = None,
-                  eps: float | None = None, steps: int | None = None, device: str | None = None) -> str:
+                  eps: float | None = None, steps: int | None = None, device: str | None = None,
+                  mode: str = "native") -> str:
     src, dst = Path(photo), Path(out)
     if not src.is_file():
         raise InputError(f"{src} does not exist")
@@ -91,8 +72,8 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
         raise InputError(f"{src.name} is {img.size[0]}x{img.size[1]}: too small for {generator} ({res} px); use a photo of at least {res // 2} px")
     x = from_uint8(preprocess(img, res, G.crop)).to(dev)
     target = Target.of(G, None, 1)
-    x_adv = d.protect(x, target)
-    protected = publish(img, x[0], x_adv[0], G.crop, d.eps)
+    done = protect_images(d, target, [img], mode=mode)
+    protected = done.published[0]
     save_lossless(protected, dst)
 
     saved = _load_image(dst)
@@ -104,23 +85,22 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     with torch.inference_mode():
         clean, = target.outputs(x)
         out_saved, = target.outputs(x_saved)
-        out_adv, = target.outputs(x_adv)
     mse_saved = (out_saved - clean).pow(2).mean(dim=(2, 3, 4)).squeeze(1)
-    mse_adv = float((out_adv - clean).pow(2).mean())
+    mse_adv = float(done.model_input_mse[0])
     edits = ", ".join(f"{n} {v:.3f}" for n, v in zip(G.condition_names, mse_saved.tolist()))
     levels = grey_levels(d.eps)
     return (
         f"protected {src.name} -> {dst} with {defense} (eps {d.eps} on [-1,1] = {levels} grey levels) against {generator} ({res} px)\n"
         f"change to the photo: max {linf} grey levels, PSNR {psnr_img:.1f} dB over {img.size[0]}x{img.size[1]} px\n"
         f"generator output disruption, MSE(G(x), G(protected)) on the saved file: mean {float(mse_saved.mean()):.3f} "
-        f"(per edit: {edits}); at the model's own resolution before saving: {mse_adv:.3f}; "
+        f"(per edit: {edits}); before rounding to 8 bits ({mode} mode): {mse_adv:.3f}; "
         f"published success threshold: MSE > 0.05"
     )
 
 
 def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str = "stargan", checkpoint: str | None = None,
                    eps: float | None = None, steps: int | None = None, batch_size: int = 32, suffix: str = ".png",
-                   progress: bool = True, skip_bad: bool = False, device: str | None = None) -> str:
+                   progress: bool = True, skip_bad: bool = False, device: str | None = None, mode: str = "native") -> str:
     """Protect every photo below ``folder`` into ``out`` (same relative paths, lossless ``suffix``).
 
     Unreadable or too small files stop the run with one error naming them, or with ``skip_bad`` are left
@@ -155,8 +135,7 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
         x = from_uint8(np.stack([preprocess(im, res, G.crop) for im in imgs])).to(dev)
         target = Target.of(G, None, len(idx))
         keys = torch.tensor([zlib.crc32(names[i].encode()) for i in idx])
-        x_adv = d.protect(x, target, keys=keys)
-        published = [publish(im, x[j], x_adv[j], G.crop, d.eps) for j, im in enumerate(imgs)]
+        published = protect_images(d, target, imgs, keys=keys, mode=mode).published
         for j, i in enumerate(idx):
             save_lossless(published[j], dests[i])
         x_pub = from_uint8(np.stack([preprocess(_load_image(dests[i]), res, G.crop) for i in idx])).to(dev)  # read back
