@@ -17,8 +17,9 @@ default edits). For each publish mode (:mod:`pdbench.publish`):
   unprocessed clean photo; ``clean_*`` gives the same processing of the clean photo as the floor;
 * PSNR / SSIM of the published photo against the original at full resolution, and protect seconds per photo.
 
-The figure shows a 1:1 256 px crop of the first 1024 px photo: original, each mode's published photo,
-and each mode's perturbation amplified 10× around grey.
+The figure shows a 1:1 256 px crop of the first 1024 px photo, left to right: original, published in
+native mode, published in model-input mode, then the native and the model-input perturbation amplified
+10× around grey.
 """
 
 from __future__ import annotations
