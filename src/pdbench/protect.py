@@ -93,7 +93,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
         f"protected {src.name} -> {dst} with {defense} (eps {d.eps} on [-1,1] = {levels} grey levels) against {generator} ({res} px)\n"
         f"change to the photo: max {linf} grey levels, PSNR {psnr_img:.1f} dB over {img.size[0]}x{img.size[1]} px\n"
         f"generator output disruption, MSE(G(x), G(protected)) on the saved file: mean {float(mse_saved.mean()):.3f} "
-        f"(per edit: {edits}); before rounding to 8 bits ({mode} mode): {mse_adv:.3f}; "
+        f"(per edit: {edits}); on the defense's own variable before publishing ({mode} mode): {mse_adv:.3f}; "
         f"published success threshold: MSE > 0.05"
     )
 
