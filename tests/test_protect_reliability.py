@@ -159,7 +159,7 @@ def test_full_resolution_figures_are_measured_on_the_written_file(tmp_path, caps
                                  data_range=255, channel_axis=-1)
     assert f"max {int(np.abs(a - b).max())} grey levels" in rep
     assert f"PSNR {psnr:.1f} dB" in rep and f"SSIM {ssim:.4f}" in rep, rep
-    assert "computed at 64x64 for the 160x160 square" in rep
+    assert "optimised on the 160x160 square the generator sees, through its resize to 64x64 (native mode)" in rep
 
 
 # ---------------------------------------------------------------- warnings where protection means little

@@ -99,7 +99,8 @@ def _protect(args: argparse.Namespace) -> int:
     from .protect import protect_folder, protect_photo
 
     kw = dict(defense=args.defense, generator=args.generator, checkpoint=args.checkpoint, eps=args.eps, steps=args.steps,
-              device=args.device, max_pixels=args.max_pixels, face_check=not args.no_face_check, progress=not args.no_progress)
+              device=args.device, max_pixels=args.max_pixels, face_check=not args.no_face_check, progress=not args.no_progress,
+              mode=args.mode)
     if Path(args.photo).is_dir():
         report = protect_folder(args.photo, args.out, batch_size=args.batch_size, suffix="." + args.format.lstrip("."),
                                 skip_bad=args.skip_bad, overwrite_changed=args.overwrite_changed, **kw)
@@ -222,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=32, help="folder: photos per batched defense step")
     pr.add_argument("--format", default="png", help="folder: lossless output format (png, webp, bmp, tif)")
     pr.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    pr.add_argument("--mode", choices=["native", "model-input"], default="native",
+                    help="native: perturb the photo at its own resolution, optimised through the generator's resize "
+                         "(default); model-input: PDB's protocol, perturb the model input and upsample")
     pr.add_argument("--skip-bad", action="store_true",
                     help="folder: leave out unreadable, truncated, too large or too small files (listed in the report)")
     pr.add_argument("--max-pixels", type=int, default=MAX_PIXELS,

@@ -6,9 +6,11 @@ that is protected — 16-bit greyscale is scaled (value/257), palettes expanded,
 undone; floating-point images are refused. Sizes over ``max_pixels`` are refused from the header
 (a decompression-bomb guard; ``--max-pixels`` allows more).
 
-Protection: the photo's centre square (the crop the generator would see) is resized to the
-generator's resolution, protected there, and the perturbation is added to the full-resolution square
-(:func:`publish`); the rest of the photo is untouched. The result is saved losslessly, as 8-bit RGB
+Protection (:mod:`pdbench.publish`): in the default ``native`` mode the perturbation lives at the
+photo's own resolution and the defense optimises it through the generator's own crop and antialiased
+resize; ``model-input`` mode (PDB's protocol) protects the generator's input and upsamples the
+perturbation onto the crop square. Either way the rest of the photo is untouched and the perturbation
+is clipped to ⌊ε·127.5⌋ grey levels. The result is saved losslessly, as 8-bit RGB
 (RGBA with the source's alpha unchanged where the format keeps it), with the source's RGB colour
 profile; EXIF (camera, location) is not copied. The saved file is read back and every number printed
 about it — max change, PSNR and SSIM at full resolution, the generator's disruption — is measured on
@@ -35,7 +37,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from . import __version__
@@ -45,6 +46,8 @@ from .errors import InputError, PdbenchError
 from .generators import Target, get_generator
 from .io import atomic_path, check_writable, clean_stale_parts, write_json
 from .metrics.functional import ssim
+from .publish import check_mode, grey_levels, protect_images
+from .publish import publish_upsampled as publish  # noqa: F401  (model-input mode; benchmarks/transfer.py uses it)
 from .tensors import from_uint8, resolve_device
 
 LOSSLESS = {".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -69,43 +72,21 @@ def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | No
     return G, get_defense(defense, **kw)
 
 
-def grey_levels(eps: float) -> int:
-    """The largest whole number of 8-bit grey levels inside ε (on the [-1, 1] scale)."""
-    return math.floor(eps * 127.5 + 1e-9)
-
-
-def publish(img: Image.Image, x: torch.Tensor, x_adv: torch.Tensor, crop: float, eps: float) -> np.ndarray:
-    """The full-size photo (uint8 HWC) carrying the perturbation x_adv − x (one image, model resolution).
-
-    The perturbation is upsampled bilinearly to the photo's crop square, rounded to grey levels and
-    clipped to ⌊ε·127.5⌋ of them, so the published file respects ε exactly.
-    """
-    box = crop_box(img.size, crop)
-    side = box[2] - box[0]
-    delta = F.interpolate((x_adv - x)[None].float().cpu(), size=(side, side), mode="bilinear", align_corners=False)[0]
-    levels = grey_levels(eps)
-    full = np.asarray(img, dtype=np.int16).copy()
-    region = full[box[1]:box[3], box[0]:box[2]]
-    step = np.clip(np.rint(delta.permute(1, 2, 0).numpy() * 127.5), -levels, levels).astype(np.int16)
-    full[box[1]:box[3], box[0]:box[2]] = np.clip(region + step, 0, 255)
-    return full.astype(np.uint8)
-
-
 def step_progress(d) -> bool:
     """Whether ``d.protect`` takes a per-step ``progress(step, total)`` callback."""
     return "progress" in inspect.signature(d.protect).parameters
 
 
 def _protect_batch(imgs: list[Image.Image], G, d, keys: torch.Tensor | None,
-                   progress: Callable[[int, int], None] | None = None):
-    """Protect 8-bit RGB photos in one batch: (published uint8 HWC arrays, model inputs x, protected x_adv)."""
+                   progress: Callable[[int, int], None] | None = None, mode: str = "native"):
+    """Protect 8-bit RGB photos in one batch (:func:`pdbench.publish.protect_images`): (published uint8 HWC
+    arrays, model inputs x, per-photo disruption the defense reached before publishing)."""
     dev = next(G.parameters()).device
     x = from_uint8(np.stack([preprocess(im, G.resolution, G.crop) for im in imgs])).to(dev)
     target = Target.of(G, None, len(imgs))
     kw = {"progress": progress} if progress is not None and step_progress(d) else {}
-    x_adv = d.protect(x, target, keys=keys, **kw)
-    published = [publish(im, x[j], x_adv[j], G.crop, d.eps) for j, im in enumerate(imgs)]
-    return published, x, x_adv
+    done = protect_images(d, target, imgs, keys=keys, mode=mode, **kw)
+    return done.published, x, done.model_input_mse
 
 
 def check_lossless(dst: Path) -> None:
@@ -238,7 +219,7 @@ def _is_same_file(a: Path, b: Path) -> bool:
 def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "stargan", checkpoint: str | None = None,
                   eps: float | None = None, steps: int | None = None, device: str | None = None,
                   max_pixels: int | None = MAX_PIXELS, face_check: bool = True, progress: bool = False,
-                  models: tuple | None = None) -> str:
+                  models: tuple | None = None, mode: str = "native") -> str:
     """Protect one photo into ``out`` and return the report (every figure measured on the saved file).
 
     ``models``: an already built ``(generator, defense)`` pair to use instead of building them from
@@ -253,6 +234,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     if dst.exists() and _is_same_file(src, dst):
         raise InputError(f"output {dst} is the input photo itself (the same file{' through a link' if dst.is_symlink() or src.is_symlink() else ''}): "
                          "it would be overwritten; choose another -o")
+    check_mode(mode)
     if models is None:
         _device(device)  # a bad --device is one line before anything is read
     check_writable(dst.parent if str(dst.parent) else Path("."), "output folder")
@@ -276,7 +258,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
         warn.append(f"warning: no face found (RetinaFace) in the square the generator sees: {NO_FACE}")
 
     bar = _bar(progress and step_progress(d) and d.steps > 0, d.steps, f"{defense} vs {generator}", "step")
-    published, x, x_adv = _protect_batch([img], G, d, None, progress=lambda s, t: bar.update(1))
+    published, x, pre = _protect_batch([img], G, d, None, progress=lambda s, t: bar.update(1), mode=mode)
     bar.close()
     kept = save_photo(published[0], dst, pic)
     saved, change = _read_back(pic, dst)
@@ -285,9 +267,8 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     with torch.inference_mode():
         clean, = target.outputs(x)
         out_saved, = target.outputs(x_saved)
-        out_adv, = target.outputs(x_adv)
     mse_saved = (out_saved - clean).pow(2).mean(dim=(2, 3, 4)).squeeze(1)
-    mse_adv = float((out_adv - clean).pow(2).mean())
+    mse_adv = float(pre[0])
     edits = ", ".join(f"{n} {v:.3f}" for n, v in zip(G.condition_names, mse_saved.tolist()))
     levels = grey_levels(d.eps)
     w, h = img.size
@@ -297,10 +278,12 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
         f"protected {src.name} -> {dst} with {defense} (eps {d.eps} on [-1,1] = {levels} grey levels, {d.steps} steps) "
         f"against {generator} ({res} px)",
         f"change to the saved photo (read back, full resolution {w}x{h}): max {change['linf']} grey levels, "
-        f"PSNR {change['psnr']:.1f} dB{ssim_txt}; the perturbation was computed at {res}x{res} for the "
-        f"{side}x{side} square the generator sees",
+        f"PSNR {change['psnr']:.1f} dB{ssim_txt}; " + (
+            f"the perturbation was computed at {res}x{res} for the {side}x{side} square the generator sees (model-input mode)"
+            if mode == "model-input" else f"the perturbation was optimised on the {side}x{side} square the generator sees, "
+            f"through its resize to {res}x{res} (native mode)"),
         f"generator output disruption, MSE(G(x), G(protected)) on the saved file: mean {float(mse_saved.mean()):.3f} "
-        f"(per edit: {edits}); at the model's own resolution before saving: {mse_adv:.3f}; "
+        f"(per edit: {edits}); on the defense's own variable before publishing ({mode} mode): {mse_adv:.3f}; "
         f"published success threshold: MSE > 0.05",
     ]
     if notes:
@@ -308,10 +291,10 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     return "\n".join(lines + warn)
 
 
-def _settings(defense: str, d, generator: str, G, suffix: str) -> dict:
+def _settings(defense: str, d, generator: str, G, suffix: str, mode: str = "native") -> dict:
     """What decides an output's pixels: recorded beside the outputs, compared on every rerun."""
     s = {"defense": defense, "generator": generator, "weights": G.fingerprint(), "resolution": G.resolution,
-         "crop": G.crop, "format": suffix, **d.config()}
+         "crop": G.crop, "format": suffix, "mode": mode, **d.config()}
     return json.loads(json.dumps(s))  # the form it takes in the file (tuples as lists, ...)
 
 
@@ -341,7 +324,7 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
                    eps: float | None = None, steps: int | None = None, batch_size: int = 32, suffix: str = ".png",
                    progress: bool = True, skip_bad: bool = False, device: str | None = None,
                    max_pixels: int | None = MAX_PIXELS, overwrite_changed: bool = False, face_check: bool = True,
-                   models: tuple | None = None) -> str:
+                   models: tuple | None = None, mode: str = "native") -> str:
     """Protect every photo below ``folder`` into ``out`` (same relative paths, lossless ``suffix``).
 
     Unreadable (also truncated), too large or too small files stop the run with one error naming
@@ -357,6 +340,7 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     if max_pixels is not None and max_pixels < 1:
         raise InputError(f"--max-pixels must be at least 1, got {max_pixels}")
+    check_mode(mode)
     if models is None:
         _device(device)
     check_writable(dst)
@@ -381,7 +365,7 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
                              "through a link): it would be overwritten; choose another -o folder")
 
     manifest_path = dst / MANIFEST
-    settings = _settings(defense, d, generator, G, suffix)
+    settings = _settings(defense, d, generator, G, suffix, mode)
     rel = [p.relative_to(dst).as_posix() for p in dests]
     try:
         old = _read_manifest(manifest_path)
@@ -437,7 +421,7 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
             if per_step:
                 bar.set_description(f"{defense} vs {generator}, batch {b + 1}/{len(batches)}")
             keys = torch.tensor([zlib.crc32(names[i].encode()) for i in idx])
-            published, x, _ = _protect_batch(imgs, G, d, keys, progress=lambda s, t: bar.update(1))
+            published, x, _ = _protect_batch(imgs, G, d, keys, progress=lambda s, t: bar.update(1), mode=mode)
             readback = []
             for j, (i, pic) in enumerate(pics):
                 kept = save_photo(published[j], dests[i], pic)
