@@ -14,6 +14,8 @@ Each has ``run(defense, x, target, keys, refs, progress) -> x_adv`` and calls ``
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import InputError, UnknownNameError
@@ -85,6 +87,9 @@ class LabABParam:
 PARAMS = {"tanh": TanhParam, "lab-ab": LabABParam}
 
 
+ADAM_EPS = 1e-8
+
+
 class AdamDelta:
     key = "adam"
 
@@ -104,17 +109,23 @@ class AdamDelta:
         if defense.grad_norm != "none":
             raise InputError(f"{defense.name}: per-member gradient normalisation needs the sign-pgd optimiser")
         p = PARAMS[self.param](defense.eps, defense.seed)
-        w = p.init(x, keys).requires_grad_(True)
-        opt = torch.optim.Adam([w], lr=self.lr, betas=self.betas)
+        w = p.init(x, keys)
+        m, v = torch.zeros_like(w), torch.zeros_like(w)
+        b1, b2 = self.betas
         for step in range(self.steps):
+            w.requires_grad_(True)
             loss = defense.loss(p.apply(w, x), step, x, target, refs)
-            opt.zero_grad(set_to_none=True)
-            (-loss).backward()
+            (g,) = torch.autograd.grad(-loss, w)
+            w = w.detach()
             if self.clip_grad is not None:  # per image, as the official code does at batch size 1
-                g = w.grad
                 norm = g.flatten(1).norm(dim=1).view(-1, *([1] * (g.dim() - 1)))
-                g.mul_((self.clip_grad / (norm + 1e-6)).clamp(max=1.0))
-            opt.step()
+                g = g * (self.clip_grad / (norm + 1e-6)).clamp(max=1.0)
+            # torch.optim.Adam's update (without importing torch.optim, which pulls in the compiler stack)
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            t = step + 1
+            denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(ADAM_EPS)
+            w = w.addcdiv(m, denom, value=-self.lr / (1 - b1**t))
             if progress is not None:
                 progress(step + 1, self.steps)
         with torch.no_grad():
