@@ -133,8 +133,11 @@ def test_batched_equals_per_image(name, tiny_stargan):
     keys = torch.tensor([10, 11, 12, 13])
     xb = d.protect(x, target, keys=keys)
     xs = torch.cat([d.protect(x[i:i + 1], target.subset(slice(i, i + 1)), keys=keys[i:i + 1]) for i in range(4)])
-    if name == "antiforgery":  # Adam's steps are continuous: batch summation order moves them by ~1e-5
-        assert float((xb - xs).abs().max()) < 1e-3
+    if name == "antiforgery":
+        # Adam rescales every gradient to a step of ≈ lr, so where a gradient is float noise the batch's
+        # summation order can flip that step: the a/b difference stays within 2·lr per step, rarely reached
+        dab = (rgb_to_lab(xb.double()) - rgb_to_lab(xs.double()))[:, 1:].abs()
+        assert float(dab.max()) <= 2 * d.alpha * d.steps + 1e-6 and float(dab.mean()) < d.alpha / 10
         return
     # the same steps; float summation order inside a batch may flip a sign where a gradient is ~0
     assert (xb - xs).abs().gt(1e-5).float().mean() < 0.01
