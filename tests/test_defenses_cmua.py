@@ -51,7 +51,7 @@ def test_universal_delta_disrupts_heldout_faces_on_both_models(trained, heldout,
         t = Target.of(G, ds.labels(G.attributes, idx), len(idx))
         ours, rand = _mse(t, x, x_adv), _mse(t, x, noise)
         assert ours > 1.5 * rand, (G.name, ours, rand)
-    assert fp in d.fingerprint() or d.fingerprint() != get_defense("cmua").fingerprint()
+    assert d.weights_hash() == fp and d.fingerprint() != get_defense("cmua").fingerprint()  # δ is in the key
 
 
 def test_delta_file_fingerprint_and_errors(tmp_path):

@@ -2,7 +2,9 @@
 
 Training (:func:`train_universal`, after VDIGPKU/CMUA-Watermark ``attacks.py``/``universal_attack.py``):
 for each batch of training faces, for each target model and each of its edit conditions, ``k`` PGD
-steps on MSE(G(x_adv, c), G(x, c)) starting from x + U(-ε, ε); after every step the batch-mean
+steps on MSE(G(x_adv, c), G(x, c)) starting from x + δ (the official code's HiSD path; its StarGAN and
+AttGAN paths restart from x + U(-ε, ε), ``restart="random"``, which forgets every model but the last);
+after every step the batch-mean
 η = mean_batch(clamp(factor·(x_adv − x), ±ε)) is fused into the universal δ with momentum
 (δ ← 0.5·δ + 0.5·η; the first η is δ) and the next step starts from clamp(x + δ, -1, 1). The official
 defaults (``setting.json``): ε 0.05, α 0.01, k 10, momentum 0.5, batch 64, 128 training images, every
@@ -40,6 +42,7 @@ RECORD = Record(
     venue="AAAI", year=2022, url="https://arxiv.org/abs/2105.10872",
     code="https://github.com/VDIGPKU/CMUA-Watermark",
     official={"eps": 0.05, "alpha": 0.01, "k": 10, "momentum": 0.5, "batch_size": 64, "train_images": 128,
+              "restart": "random (StarGAN/AttGAN/AttentionGAN paths), δ (HiSD path)",
               "factors": {"stargan": 1, "attentiongan": 1, "attgan": 1, "hisd": 1}, "random_start": True,
               "source": "setting.json (attacks.py's class defaults are star 0.3, attention 0.3, att 2, HiSD 1)"},
     notes="Success: masked L2 > 0.05 with mask Σ_c |G(x) − x| > 0.5 (pdbench's dsr_l2_mask).",
@@ -49,8 +52,16 @@ HOLDOUT = 1000  # the asset's last 1,000 images are the held-out test split
 
 
 def train_universal(x: torch.Tensor, target: Target, eps: float = EPS, alpha: float = ALPHA, steps: int = 10,
-                    momentum: float = 0.5, batch_size: int = 64, seed: int = 0, progress=None) -> torch.Tensor:
-    """The universal δ (3, H, W) for training images x (N, 3, H, W) and a target with their conditions."""
+                    momentum: float = 0.5, batch_size: int = 64, seed: int = 0, restart: str = "delta",
+                    progress=None) -> torch.Tensor:
+    """The universal δ (3, H, W) for training images x (N, 3, H, W) and a target with their conditions.
+
+    ``restart``: where each model/condition's k steps start. ``"delta"`` (default): from x + δ, as the
+    official HiSD path does. ``"random"``: from x + U(-ε, ε), as the official StarGAN/AttGAN paths do; the
+    first η is then ≈ α·mean(sign ∇) without δ in it, so the fusion halves δ at every condition and the
+    model attacked last dominates (pdbench measured it: see the README)."""
+    if restart not in ("delta", "random"):
+        raise InputError(f"cmua: restart must be 'delta' or 'random', got {restart!r}")
     check_images(x, "cmua training images")
     check_resolution(target, x)
     gen = torch.Generator().manual_seed(seed)
@@ -66,8 +77,11 @@ def train_universal(x: torch.Tensor, target: Target, eps: float = EPS, alpha: fl
             for c in m.conditions.to(x.device):
                 with torch.inference_mode():
                     y = g.generate(xb, c).clone()
-                noise = torch.empty(xb.shape).uniform_(-eps, eps, generator=gen).to(x.device)
-                xa = (xb + noise).clamp(-1.0, 1.0)
+                if up is None or restart == "random":
+                    noise = torch.empty(xb.shape).uniform_(-eps, eps, generator=gen).to(x.device)
+                    xa = (xb + noise).clamp(-1.0, 1.0)
+                else:  # continue from the universal δ (the official HiSD path)
+                    xa = (xb + up).clamp(-1.0, 1.0)
                 for _ in range(steps):
                     xa = xa.detach().requires_grad_(True)
                     loss = (g.generate(xa, c) - y).pow(2).mean()
@@ -178,8 +192,11 @@ class CMUA(ModelDefense):
 
     def __init__(self, eps: float = EPS, alpha: float = ALPHA, steps: int = 10, seed: int = 0, delta: str | None = None,
                  surrogates: list | None = None, train_n: int = 128, batch_size: int = 64, momentum: float = 0.5,
-                 faces: str | None = None, save_to: str | None = None):
+                 faces: str | None = None, save_to: str | None = None, restart: str = "delta"):
         super().__init__(None, eps=eps, alpha=alpha, steps=steps, seed=seed)
+        if restart not in ("delta", "random"):
+            raise InputError(f"cmua: restart must be 'delta' or 'random', got {restart!r}")
+        self.restart = restart
         if surrogates is not None:
             parse_members(surrogates)
         if train_n < 1 or batch_size < 1:
@@ -192,7 +209,7 @@ class CMUA(ModelDefense):
             self.network = UniversalDelta(d)
 
     def config(self) -> dict:
-        c = {**super().config(), "momentum": self.momentum}
+        c = {**super().config(), "momentum": self.momentum, "restart": self.restart}
         if self.delta_path is None:  # trained on the fly: how
             c.update(surrogates=self.surrogates, train_n=self.train_n, batch_size=self.batch_size, faces=self.faces)
         return c
@@ -208,7 +225,7 @@ class CMUA(ModelDefense):
         if key not in _TRAINED:
             delta, meta = train_on_faces(members, self.train_n, self.faces, device=x.device, eps=self.eps,
                                          alpha=self.alpha, steps=self.steps, momentum=self.momentum,
-                                         batch_size=self.batch_size, seed=self.seed)
+                                         batch_size=self.batch_size, seed=self.seed, restart=self.restart)
             _TRAINED[key] = (delta, meta)
             if self.save_to:
                 save_delta(self.save_to, delta, meta)
@@ -227,8 +244,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--restart", choices=["delta", "random"], default="delta")
     a = p.parse_args(argv)
-    delta, meta = train_on_faces(resolve_members(a.generators, a.device), a.n, a.faces, device=a.device, steps=a.steps, batch_size=a.batch_size)
+    delta, meta = train_on_faces(resolve_members(a.generators, a.device), a.n, a.faces, device=a.device, steps=a.steps, batch_size=a.batch_size,
+                                 restart=a.restart)
     fp = save_delta(a.out, delta, meta)
     print(f"wrote {a.out}: universal δ {tuple(delta.shape)} trained on {meta['n_train']} faces against "
           f"{', '.join(meta['generators'])} (fingerprint {fp})")
