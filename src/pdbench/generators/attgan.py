@@ -253,7 +253,21 @@ class AttGAN(Generator):
         self._check(x)
         return self.net(x, c)
 
+    conditional_encoder = False  # the attributes enter only at the bottleneck (and the injection layer)
+
     def encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """The bottleneck feature map (what latent-level defenses attack)."""
+        """The bottleneck feature map (what latent-level defenses attack); c is not used."""
         self._check(x)
         return self.net.encode(x)[-1]
+
+    def decode(self, h, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Images from the list of every encoder layer's output (``net.encode(x)``: the shortcut needs them)
+        and the scaled attributes c. A single bottleneck tensor is not enough when the net has shortcuts."""
+        if isinstance(h, torch.Tensor):
+            if self.net.shortcut_layers:
+                raise InputError("attgan: decode needs every encoder feature map (net.encode(x)), not only the "
+                                 "bottleneck, because this AttGAN has shortcut layers")
+            h = [h]
+        if c is None:
+            raise InputError("attgan: decode needs the scaled attributes c")
+        return self.net.decode(list(h), c)

@@ -31,6 +31,17 @@ class Generator(nn.Module):
         """The condition (N, C) that asks for no change (the image's own attributes): reconstruction."""
         raise NotImplementedError
 
+    conditional_encoder: bool = True  # whether encode() needs the condition (StarGAN) or not (AttGAN)
+
+    def encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator's latent (bottleneck feature map) of x under condition c: what latent-level
+        defenses (LEAT) attack. Generators without an encoder raise NotImplementedError."""
+        raise NotImplementedError
+
+    def decode(self, h, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Images from the latent(s) of :meth:`encode` (``decode(encode(x, c), c) == generate(x, c)``)."""
+        raise NotImplementedError
+
     def generate_many(self, x: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
         """x (N,3,H,W), cs (K,N,C) -> (K,N,3,H,W) in one batched forward."""
         k, n = cs.shape[:2]

@@ -60,7 +60,7 @@ class StarGANNet(nn.Module):
             d //= 2
         layers += [nn.Conv2d(d, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        self.n_encoder = 9  # layers before the bottleneck
+        self.n_encoder = 9 + repeat_num  # layers up to the bottleneck: first conv, two downs, residual blocks
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         c = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
@@ -152,11 +152,16 @@ class StarGAN(Generator):
         self._check(x)
         return self.net(x, c)
 
-    def encode(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Features before the residual bottleneck (the latent that feature-level defenses attack)."""
+    def encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The bottleneck: features after the first convolution, both down-samplings and all residual
+        blocks (at 1/4 resolution), for input x with condition c tiled onto it. What LEAT attacks on
+        StarGAN (PDB's wrapper returns x itself instead; that variant is ``leat-pdb``)."""
         self._check(x)
+        if c is None:
+            raise InputError("stargan: encode needs the condition c (it is tiled onto the input image)")
         c = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
         return self.net.main[: self.net.n_encoder](torch.cat([x, c], dim=1))
 
-    def decode(self, h: torch.Tensor) -> torch.Tensor:
+    def decode(self, h: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The two up-samplings and the output convolution (c is already in h)."""
         return self.net.main[self.net.n_encoder:](h)
