@@ -169,6 +169,56 @@ def verify(spec: AssetSpec) -> Path:
     return loc
 
 
+_SUMS: dict[tuple, dict[str, str]] = {}  # (SHA256SUMS path, size, mtime, dataset) -> authenticated per-file sha256
+_WHOLE_OK: set[str] = set()  # datasets whose whole manifest was checked in this process
+
+
+def dataset_sums(spec: AssetSpec) -> dict[str, str] | None:
+    """Per-file sha256 of a dataset (path relative to the dataset folder) from the asset directory's
+    ``SHA256SUMS``, trusted only when those lines reproduce the manifest sha256 the catalog records;
+    None when the file is absent or does not match."""
+    sums = asset_dir() / "SHA256SUMS"
+    if not sums.is_file() or not spec.is_dir or spec.sha256 is None:
+        return None
+    st = sums.stat()
+    key = (str(sums), st.st_size, st.st_mtime_ns, spec.name)
+    if key not in _SUMS:
+        prefix = f"./{spec.path.strip('/')}/"
+        rows = {}
+        with open(sums) as f:
+            for line in f:
+                sha, sep, rel = line.rstrip("\n").partition("  ")
+                if sep and rel.startswith(prefix):
+                    rows[rel[len(prefix):]] = sha
+        lines = "".join(f"{rows[r]}  {r}\n" for r in sorted(rows, key=lambda r: r.split("/")))
+        _SUMS[key] = rows if rows and hashlib.sha256(lines.encode()).hexdigest() == spec.sha256 else {}
+    return _SUMS[key] or None
+
+
+def verify_files(spec: AssetSpec, paths) -> None:
+    """Check the files of a dataset that a run reads (cheap: only those, each hashed once per process
+    and (path, size, mtime)); without a trusted ``SHA256SUMS`` the whole folder's manifest is checked once."""
+    root = spec.location()
+    if not root.exists():
+        raise _missing(spec)
+    rows = dataset_sums(spec)
+    if rows is None:
+        if spec.name not in _WHOLE_OK:
+            verify(spec)
+            _WHOLE_OK.add(spec.name)
+        return
+    for p in paths:
+        p = Path(p)
+        rel = p.resolve().relative_to(root.resolve()).as_posix() if p.is_absolute() else p.as_posix()
+        want = rows.get(rel)
+        if want is None:
+            raise AssetCorruptError(f"dataset {spec.name!r}: {rel} is not one of its files (added by hand?); "
+                                    f"remove it or re-import the dataset from {spec.source}")
+        if sha256_file(root / rel) != want:
+            raise AssetCorruptError(f"dataset {spec.name!r}: {root / rel} does not have its recorded sha256 (tampered or "
+                                    f"truncated); re-import the dataset from {spec.source}")
+
+
 def resolve(name: str, check: bool = True) -> Path:
     """Path of a known asset, checksum-verified (files) unless check=False."""
     spec = ASSETS.get(name)
