@@ -283,9 +283,38 @@ def fetch(name: str, timeout: float = 60.0) -> Path:
     return dest
 
 
+def _check_at(spec: AssetSpec, path: Path) -> None:
+    """:func:`verify` of ``spec`` as if it lay at ``path`` (a candidate not yet installed)."""
+    if spec.sha256 is None:
+        prefix = spec.meta.get("sha256_prefix")
+        if prefix and not path.is_dir() and not sha256_file(path).startswith(prefix):
+            raise AssetCorruptError(f"{path} does not have the sha256 its official file name promises ({prefix}…); "
+                                    f"not imported; get it again from {spec.source}")
+        return
+    if spec.is_dir:
+        got, n = manifest_sha256(path)
+        if got != spec.sha256:
+            raise AssetCorruptError(f"{path} does not match dataset {spec.name!r}'s manifest ({n} files, expected "
+                                    f"{spec.n_files}); not imported; get it again from {spec.source}")
+        return
+    got = sha256_file(path)
+    if got != spec.sha256:
+        raise AssetCorruptError(f"{path} has sha256 {got[:12]}… ({path.stat().st_size} bytes), expected {spec.sha256[:12]}… "
+                                f"({spec.size} bytes) for {spec.name!r}; not imported; get it again from {spec.source}")
+
+
 def import_dir(src: str | os.PathLike, link: bool = False) -> list[str]:
-    """Copy (or symlink) every known asset found under ``src`` (same layout) into the asset directory."""
+    """Copy (or symlink) every known asset found under ``src`` (same layout) into the asset directory.
+
+    Each source is checked before anything is installed (a corrupt source is refused and the asset
+    directory left as it was); an asset already installed and intact is kept; an installed one that is
+    corrupt is replaced by the (intact) source. Copies are made beside the destination and moved into
+    place, so an interrupted import leaves no half file."""
     src = Path(src)
+    if not src.is_dir():
+        from ..errors import InputError
+
+        raise InputError(f"{src} is not a folder; pass a folder laid out like the asset directory")
     done = []
     for spec in ASSETS.values():
         if spec.builtin:
@@ -293,19 +322,45 @@ def import_dir(src: str | os.PathLike, link: bool = False) -> list[str]:
         s = src / spec.path
         if not s.exists():
             continue
-        d = spec.location()
-        if d.exists() or d.is_symlink():
+        d = (asset_dir() / spec.path)
+        if d.exists() and s.resolve() == d.resolve():
+            verify(spec)
             done.append(spec.name)
             continue
+        if d.exists():
+            try:
+                verify(spec)
+                done.append(spec.name)  # intact: kept
+                continue
+            except AssetCorruptError:
+                pass  # replaced below by the checked source
+        _check_at(spec, s)
         d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = d.with_name(f".part-{os.getpid()}-{d.name}")
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp)
+        elif tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
         if link:
-            d.symlink_to(s.resolve(), target_is_directory=s.is_dir())
+            tmp.symlink_to(s.resolve(), target_is_directory=s.is_dir())
         elif s.is_dir():
-            shutil.copytree(s, d)
+            shutil.copytree(s, tmp)
         else:
-            tmp = d.with_name(".part-" + d.name)
             shutil.copy2(s, tmp)
-            os.replace(tmp, d)
-        verify(spec)
+        try:
+            if not link:
+                _check_at(spec, tmp)  # what landed is what was checked
+            if d.is_dir() and not d.is_symlink():
+                old = d.with_name(f".old-{os.getpid()}-{d.name}")
+                os.replace(d, old)
+                os.replace(tmp, d)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, d)
+        finally:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            elif tmp.exists() or tmp.is_symlink():
+                tmp.unlink()
         done.append(spec.name)
     return done
