@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import InputError, PdbenchError
 from ..registry import spec_label
-from .schema import _int, _str, check_dataset, check_finite, check_params, check_top, did_you_mean
+from .schema import SEED_MAX, _int, _str, check_dataset, check_finite, check_params, check_top, did_you_mean
 
 
 def _norm_list(items, what: str) -> list[dict]:
@@ -77,7 +77,7 @@ def validate(cfg: "BenchConfig") -> list:
     _str("device", cfg.device)
     _str("out", cfg.out)
     _int("batch_size", cfg.batch_size, 1)
-    _int("seed", cfg.seed, 0)
+    _int("seed", cfg.seed, 0, SEED_MAX)
     resolve_device(cfg.device)
     for i, g in enumerate(cfg.generators):
         _, params = _method("generator", GENERATORS, g, f"generators[{i}]")
@@ -89,8 +89,9 @@ def validate(cfg: "BenchConfig") -> list:
             if params["asset"] not in known:
                 raise InputError(f"config: generator {g['name']!r} asset {params['asset']!r} is not a generator asset; "
                                  f"known: {', '.join(known)}.{did_you_mean(params['asset'], known)}")
-        if params.get("resolution") is not None and params["resolution"] < 1:
-            raise InputError(f"config: generator {g['name']!r} resolution must be >= 1, got {params['resolution']}")
+        res = params.get("resolution")
+        if res is not None and not (16 <= res <= 2048 and res % 4 == 0):
+            raise InputError(f"config: generator {g['name']!r} resolution must be a multiple of 4 in [16, 2048], got {res}")
     for i, d in enumerate(cfg.defenses):
         cls, params = _method("defense", DEFENSES, d, f"defenses[{i}]")
         _build("defense", d["name"], lambda: cls(**params))

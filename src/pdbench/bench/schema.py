@@ -63,11 +63,17 @@ def is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _int(where: str, v, lo: int | None = None) -> None:
+SEED_MAX = 2**31 - 1  # seeds are combined with image keys into torch's 64-bit generator seeds
+INT_MAX = 2**53
+
+
+def _int(where: str, v, lo: int | None = None, hi: int = INT_MAX) -> None:
     if not is_int(v):
         raise InputError(f"config: {where} must be an integer, got {v!r}")
     if lo is not None and v < lo:
         raise InputError(f"config: {where} must be >= {lo}, got {v}")
+    if v > hi:
+        raise InputError(f"config: {where} must be <= {hi}, got {v}")
 
 
 def _str(where: str, v) -> None:
@@ -87,7 +93,7 @@ def check_top(d: dict) -> None:
     if "batch_size" in d:
         _int("batch_size", d["batch_size"], 1)
     if "seed" in d:
-        _int("seed", d["seed"], 0)
+        _int("seed", d["seed"], 0, SEED_MAX)
     if not isinstance(d["dataset"], dict):
         raise InputError(f"config: dataset must be a mapping (asset: NAME or path: FOLDER, ...), got {d['dataset']!r}")
     for key in ("generators", "defenses", "metrics", "settings"):
@@ -119,7 +125,7 @@ def check_dataset(ds: dict) -> None:
     if ds.get("n") is not None:
         _int("dataset.n", ds["n"], 1)
     if "seed" in ds:
-        _int("dataset.seed", ds["seed"], 0)
+        _int("dataset.seed", ds["seed"], 0, SEED_MAX)
     if ds.get("split", "test") not in ("test", "train"):
         raise InputError(f"config: dataset.split must be 'test' or 'train', got {ds['split']!r}")
     if "split" in ds and not ds.get("holdout"):
@@ -181,3 +187,7 @@ def check_params(kind: str, name: str, cls, params: dict) -> None:
             continue
         if not _TYPE_OK[want](v):
             raise InputError(f"config: {kind} {name!r} parameter {k!r} must be {_TYPE_WORD[want]}, got {v!r}")
+        if is_number(v) and abs(v) > (SEED_MAX if k == "seed" else INT_MAX):
+            raise InputError(f"config: {kind} {name!r} parameter {k!r} is out of range ({v!r})")
+        if k == "seed" and v < 0:
+            raise InputError(f"config: {kind} {name!r} parameter 'seed' must be >= 0, got {v!r}")
