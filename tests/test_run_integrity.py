@@ -90,6 +90,25 @@ def test_cells_pickle_and_compute_alone(celeba_dir, tmp_path):
     assert make_plan(other, torch.device("cpu"), Path(cfg.out)).cells[0].batch_dir != cell.batch_dir
 
 
+def test_a_swapped_checkpoint_is_never_reused(celeba_dir, stargan, tmp_path):
+    """Same checkpoint path, other weights: the fingerprint (and so every cache key) changes."""
+    from safetensors.torch import save_file
+
+    folder = _photos(celeba_dir, tmp_path / "p", 1)
+    ckpt = tmp_path / "G.safetensors"
+    state = {k: v.contiguous() for k, v in stargan.net.state_dict().items()}
+    save_file(state, str(ckpt))
+    cfg = _small(folder, tmp_path / "out", defenses=["none"], generators=[{"name": "stargan", "checkpoint": str(ckpt)}])
+    assert run(cfg, progress=False)["computed"] == 1
+    first = json.loads((tmp_path / "out" / "results.json").read_text())["generators"]
+    state["main.0.weight"] = state["main.0.weight"] * 1.01
+    save_file(state, str(ckpt))
+    assert run(cfg, progress=False)["computed"] == 1
+    second = json.loads((tmp_path / "out" / "results.json").read_text())["generators"]
+    (label,) = first
+    assert first[label]["weights"] != second[label]["weights"]
+
+
 def test_run_folder_is_locked_and_owned(celeba_dir, tmp_path, capsys):
     folder = _photos(celeba_dir, tmp_path / "p", 1)
     out = tmp_path / "out"

@@ -193,7 +193,10 @@ _BATCH: dict[str, dict] = {}
 
 
 def _generator(gspec: dict, device: str):
-    key = _key(["G", gspec, device, asset_dir()])
+    ckpt = gspec.get("checkpoint")
+    path = Path(os.path.expandvars(ckpt)).expanduser() if ckpt else None
+    content = sha256_file(path) if path is not None and path.is_file() else None  # a replaced file reloads
+    key = _key(["G", gspec, content, device, asset_dir()])
     if key not in _MODELS:
         gkw = {k: v for k, v in gspec.items() if k != "name"}
         try:
