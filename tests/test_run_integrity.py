@@ -227,3 +227,28 @@ def test_progress_names_the_cell_and_the_terminal_table_is_compact(celeba_dir, t
     assert table[0].split() == ["defense", "setting", "mse", "dsr_mse", "l2_mask", "psnr_adv", "linf_adv", "s/img"]
     assert max(len(line) for line in table) < 100
     assert "ssim_out" in (tmp_path / "o" / "summary.md").read_text()  # the full table stays in the files
+
+
+def test_per_step_progress_reaches_the_bar_when_the_defense_reports_it(celeba_dir, tmp_path, monkeypatch):
+    """A defense whose protect takes ``progress`` gets a callback; one without it is called as before."""
+    import pdbench.bench.runner as R
+    from pdbench.defenses.none import NoDefense
+
+    class Stepping(NoDefense):
+        def protect(self, x, target, keys=None, progress=None):
+            for s in (1, 2):
+                progress(s, 2)
+            return x.clone()
+
+    folder = _photos(celeba_dir, tmp_path / "p", 1)
+    cfg = _small(folder, tmp_path / "out", defenses=["none"])
+    (cell,) = make_plan(cfg, torch.device("cpu"), Path(cfg.out)).cells
+    monkeypatch.setattr(R, "get_defense", lambda name, **kw: Stepping())
+    seen = []
+    compute_cell(cell, progress=seen.append)
+    assert seen[:2] == ["step 1/2", "step 2/2"] and "none" in seen
+    monkeypatch.setattr(R, "get_defense", lambda name, **kw: NoDefense())
+    (cell,) = make_plan(_small(folder, tmp_path / "out2", defenses=["none"]), torch.device("cpu"), tmp_path / "out2").cells
+    seen.clear()
+    compute_cell(cell, progress=seen.append)
+    assert seen == ["none"]
