@@ -128,9 +128,9 @@ def test_mutated_configs_fail_in_one_line_or_run_correctly(case, photos, tmp_pat
     assert meta["config_key"] == cfg.content_key()  # the results are this config's, not a stale run's
     n = len(list(photos.iterdir())) if cfg.dataset.get("n") is None else min(cfg.dataset["n"], 2)
     from pdbench.registry import spec_label
-    from pdbench.transforms import parse_setting
+    from pdbench.transforms import expand_settings
 
-    labels = {parse_setting(s).label() for s in cfg.settings}
+    labels = {t.label() for t in expand_settings(cfg.settings)}
     assert {r["setting"] for r in rows} == labels
     assert {r["defense"] for r in rows} == {spec_label(d) for d in cfg.defenses}
     assert len([r for r in rows if r["metric"] != "protect_seconds_per_image"]) == n * len(labels) * len(cfg.defenses) * len(cfg.metrics)

@@ -42,7 +42,7 @@ def _with(path: tuple, value):
     (("settings",), [{"name": "jpeg", "quality": math.inf}], "quality is inf"),
     (("settings",), ["jpeg:quality=nan"], "quality is nan"),
     (("settings",), ["none:level=2"], "setting 'none' takes no parameter 'level'"),
-    (("settings",), ["none", "none"], "lists 'none' twice"),
+    (("defenses",), ["none", "none"], "lists 'none' twice"),
     (("dataset",), {"path": "/tmp", "asset": "celeba-10k-89px"}, "exactly one of 'path'"),
     (("dataset",), {"asset": "celeba-10k"}, "Did you mean 'celeba-10k-89px'"),
     (("dataset", "n"), 0, "dataset.n must be >= 1"),

@@ -1,10 +1,12 @@
 """Metrics against their reference implementations (scikit-image) and hand computations."""
 
+import os
+
 import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pdbench.errors import AssetMissingError
+from pdbench.errors import AssetMissingError, InputError
 from pdbench.metrics import METRICS, MetricInputs, get_metric
 from pdbench.metrics.functional import psnr, ssim
 from pdbench.tensors import from_uint8, to_uint8
@@ -81,14 +83,22 @@ def test_mse_mask_and_success_by_hand():
 
 def test_every_metric_has_direction_range_and_shape():
     inp = _inputs()
+    up = [torch.nn.functional.interpolate(t.flatten(0, -4), scale_factor=2).view(*t.shape[:-2], 32, 32)
+          for t in (inp.x, inp.x_adv, inp.out_clean, inp.out_adv)]
+    big = MetricInputs(*up)  # LPIPS-alex needs at least 31 px
     for name in METRICS.names():
         try:
             m = get_metric(name)
-        except AssetMissingError as e:  # LPIPS without torchvision's ImageNet backbone: refused, and says which file
-            assert name.startswith("lpips") and ".pth" in str(e)
+        except AssetMissingError as e:  # refused when its weights are absent, saying which file and how to fetch it
+            assert "pdbench assets fetch" in str(e)
+            if os.environ.get("PDBENCH_REQUIRE_ASSETS") == "1":
+                pytest.fail(f"{e}; PDBENCH_REQUIRE_ASSETS=1 makes this a failure")
             continue
         assert m.direction in {"higher=more disrupted", "lower=more disrupted", "lower=less visible", "higher=less visible"}
-        v = m(inp)
+        if name == "lpips":
+            with pytest.raises(InputError, match="at least 31 px"):
+                m(inp)
+        v = m(big if name.startswith("lpips") else inp)
         assert v.shape == (2,), name
         lo, hi = m.range
         if m.undefined_when:  # NaN allowed (random images hold no face), nothing else outside the range

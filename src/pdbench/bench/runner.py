@@ -99,7 +99,7 @@ class Cell:
     weights: str  # the generator's fingerprint when the plan was made
     defense: dict  # configured spec
     defense_kwargs: dict  # what the defense is built with (the spec's parameters and the resolved seed)
-    settings: list  # setting specs, as configured
+    settings: list  # the practical settings (Transform objects, probe sets expanded)
     metrics: list  # metric specs {"name": ..., **params}
     batch: int
     n_batches: int
@@ -122,8 +122,10 @@ class Cell:
     def defense_key(self) -> str:
         return f"{self.defense['name']}-{_key([self.defense, self.defense_kwargs])}"
 
-    def setting_file(self, label: str) -> Path:
-        return self.batch_dir / self.defense_key / f"rows-{_key([label, self.metrics, self.metrics_key])}.json"
+    def setting_file(self, t) -> Path:
+        """Rows of setting ``t`` (a Transform): keyed by its label, name and parameters, the metrics and their weights."""
+        what = [t.label(), t.name, t.params, self.metrics, self.metrics_key]
+        return self.batch_dir / self.defense_key / f"rows-{_key(what)}.json"
 
     @property
     def adv_file(self) -> Path:
@@ -151,6 +153,7 @@ def _defense_kwargs(dspec: dict, seed: int) -> dict:
 
 def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
     """Every cell of the run, in order (generators, then batches, then defenses)."""
+    settings = cfg.validate()
     plan = Plan([])
     mkey = metric_weights_key()
     for gspec in cfg.generators:
@@ -176,7 +179,7 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
             for dspec in cfg.defenses:
                 plan.cells.append(Cell(
                     generator=dict(gspec), weights=weights, defense=dict(dspec),
-                    defense_kwargs=_defense_kwargs(dspec, cfg.seed), settings=list(cfg.settings),
+                    defense_kwargs=_defense_kwargs(dspec, cfg.seed), settings=list(settings),
                     metrics=[dict(m) for m in cfg.metric_specs], batch=b, n_batches=len(starts),
                     files=[str(p) for p in files[sl]], sha256=hashes[sl], names=names[sl], indices=list(idx[sl]),
                     labels=None if labels is None else labels[sl].tolist(), resolution=G.resolution, crop=G.crop,
@@ -306,10 +309,8 @@ def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
                  progress: Callable[[str], None] | None = None) -> CellResult:
     """The result rows of one cell (from its cache where complete). Depends only on the cell and the
     asset directory ``assets`` (default: the current one). ``progress`` receives short status strings."""
-    from ..transforms import parse_setting
-
-    settings = [parse_setting(s) for s in cell.settings]
-    files = {t.label(): cell.setting_file(t.label()) for t in settings}
+    settings = cell.settings
+    files = {t.label(): cell.setting_file(t) for t in settings}
     cached = {lab: _read_cached(p, _read_rows) for lab, p in files.items()}
     if all(v is not None for v in cached.values()):
         return CellResult([r for t in settings for r in cached[t.label()]], True)

@@ -6,4 +6,13 @@ TRANSFORMS: Registry = Registry("transform", __name__)
 
 from .base import Transform, parse_setting  # noqa: E402
 
-__all__ = ["TRANSFORMS", "Transform", "parse_setting"]
+
+def expand_settings(settings: list) -> list:
+    """The config's ``settings:`` as transforms, each probe-set name (``pdb-code``, ``sweep-jpeg``, …)
+    replaced by its probes (see :mod:`pdbench.transforms.probe_sets`)."""
+    from .probe_sets import expand
+
+    return expand(settings)
+
+
+__all__ = ["TRANSFORMS", "Transform", "expand_settings", "parse_setting"]

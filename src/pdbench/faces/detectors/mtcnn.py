@@ -6,11 +6,13 @@ after R-Net, 0.7 "min" after O-Net; boxes squared between stages; pixels normali
 crops resampled with area interpolation: the algorithm of facenet-pytorch's ``detect_face``, written
 for pdbench's tensors (facenet-pytorch itself needs torchvision and is not imported).
 
-Weights: ``pnet.pt``, ``rnet.pt``, ``onet.pt`` from the asset directory (``detectors/mtcnn/``) or, where
-the facenet-pytorch package is installed (``pip install --no-deps facenet-pytorch`` suffices), from its
-``data/`` folder; sha256-checked either way. ``face_scores`` (P-Net's face probabilities over the whole
-pyramid) and ``box_scores`` (O-Net's verdict on given boxes) are differentiable w.r.t. the input, for
-detector-poisoning attacks.
+Weights: facenet-pytorch's ``pnet.pt``, ``rnet.pt``, ``onet.pt`` (assets ``mtcnn-*``, ``detectors/mtcnn/``
+in the asset directory or the fetch cache), sha256-checked. Their official source is the facenet-pytorch
+2.6.0 wheel: ``pdbench assets fetch mtcnn-pnet mtcnn-rnet mtcnn-onet`` (or ``--for-tests``) takes the three
+files out of it; the package itself is never installed or imported.
+
+``face_scores`` (P-Net's face probabilities over the whole pyramid) and ``box_scores`` (O-Net's verdict
+on given boxes) are differentiable w.r.t. the input, for detector-poisoning attacks.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class ONet(nn.Module):
 
 
 def _weights(stage: str) -> Path:
-    return resolve(f"mtcnn-{stage}")  # asset directory, else the facenet-pytorch package; sha256-checked
+    return resolve(f"mtcnn-{stage}")  # asset directory, else the fetch cache; sha256-checked
 
 
 def _resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -1,0 +1,66 @@
+"""FID of pdbench's shipped generators' outputs against real held-out CelebA faces (for the model cards).
+
+    python benchmarks/fid_generators.py [--n 500] [--generators stargan attgan] [--device auto]
+
+Per generator, 2n held-out faces (never trained on; seed 0), preprocessed as the generator's official
+test code does, are split into two disjoint sets A and B of n. Reported (JSON), all at n vs n images:
+``real_vs_real`` FID(A, B), the floor that the sample size alone gives; ``edited`` FID(A, G(B, c)) with
+each image of B edited once, the official edits taken in turn; ``reconstruction`` FID(A, G(B, c_org)).
+FID is biased upward at small n: compare only numbers measured at the same n.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from pdbench.assets import resolve
+from pdbench.data import FaceFolder
+from pdbench.generators import GENERATORS
+from pdbench.metrics.fid import features, fid_from_features
+from pdbench.tensors import resolve_device
+
+
+def measure(name: str, n: int, device: torch.device) -> dict:
+    G = GENERATORS.get(name).from_assets().to(device).eval()
+    root = resolve("celeba-10k-89px", check=False)
+    ds = FaceFolder(root / "images", G.resolution, attr_file=root / "list_attr_celeba_first20k.txt", check_files=False,
+                    crop=G.crop)
+    _, test = ds.split(1000)
+    idx = ds.select(2 * n, seed=0, pool=test)
+    a_idx, b_idx = idx[0::2], idx[1::2]
+    x_a, x_b = ds.load(a_idx), ds.load(b_idx).to(device)
+    labels = ds.labels(G.attributes, b_idx).to(device)
+    cs = G.conditions(labels, n)  # (K, n, C): the official edits
+    c = cs[torch.arange(n, device=device) % cs.shape[0], torch.arange(n, device=device)]
+    edited = torch.cat([G.generate(x_b[i:i + 50], c[i:i + 50]) for i in range(0, n, 50)]).clamp(-1, 1)
+    rec_c = G.unedited(labels, n)
+    recon = torch.cat([G.generate(x_b[i:i + 50], rec_c[i:i + 50]) for i in range(0, n, 50)]).clamp(-1, 1)
+    f_a, f_b = features(x_a, device), features(x_b, device)
+    return {"generator": name, "resolution": G.resolution, "n": n,
+            "real_vs_real": round(fid_from_features(f_a, f_b), 2),
+            "edited": round(fid_from_features(f_a, features(edited, device)), 2),
+            "reconstruction": round(fid_from_features(f_a, features(recon, device)), 2),
+            "edits": list(G.condition_names)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=500, help="images per set (2n held-out faces are used)")
+    ap.add_argument("--generators", nargs="+", default=["stargan", "attgan"])
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    for name in args.generators:
+        t = time.time()
+        rep = measure(name, args.n, device)
+        rep["seconds"] = round(time.time() - t)
+        print(json.dumps(rep), flush=True)
+
+
+if __name__ == "__main__":
+    with torch.inference_mode():
+        main()
