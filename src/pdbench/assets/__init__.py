@@ -187,6 +187,58 @@ def verify(spec: AssetSpec) -> Path:
     return loc
 
 
+_SUMS: dict[tuple, dict[str, str]] = {}  # (SHA256SUMS path, size, mtime, dataset) -> authenticated per-file sha256
+_WHOLE_OK: set[str] = set()  # datasets whose whole manifest was checked in this process
+
+
+def dataset_sums(spec: AssetSpec) -> dict[str, str] | None:
+    """Per-file sha256 of a dataset (path relative to the dataset folder) from the asset directory's
+    ``SHA256SUMS``, trusted only when those lines reproduce the manifest sha256 the catalog records;
+    None when the file is absent or does not match."""
+    loc = spec.location()
+    base = loc.parents[len(Path(spec.path).parts) - 1] if spec.path else loc  # the asset directory holding it
+    sums = base / "SHA256SUMS"
+    if not sums.is_file() or not spec.is_dir or spec.sha256 is None:
+        return None
+    st = sums.stat()
+    key = (str(sums), st.st_size, st.st_mtime_ns, spec.name)
+    if key not in _SUMS:
+        prefix = f"./{spec.path.strip('/')}/"
+        rows = {}
+        with open(sums) as f:
+            for line in f:
+                sha, sep, rel = line.rstrip("\n").partition("  ")
+                if sep and rel.startswith(prefix):
+                    rows[rel[len(prefix):]] = sha
+        lines = "".join(f"{rows[r]}  {r}\n" for r in sorted(rows, key=lambda r: r.split("/")))
+        _SUMS[key] = rows if rows and hashlib.sha256(lines.encode()).hexdigest() == spec.sha256 else {}
+    return _SUMS[key] or None
+
+
+def verify_files(spec: AssetSpec, paths) -> None:
+    """Check the files of a dataset that a run reads (cheap: only those, each hashed once per process
+    and (path, size, mtime)); without a trusted ``SHA256SUMS`` the whole folder's manifest is checked once."""
+    root = spec.location()
+    if not root.exists():
+        raise _missing(spec)
+    rows = dataset_sums(spec)
+    if rows is None:
+        if spec.name not in _WHOLE_OK:
+            verify(spec)
+            _WHOLE_OK.add(spec.name)
+        return
+    for p in paths:
+        p = Path(p)
+        rel = p.resolve().relative_to(root.resolve()).as_posix() if p.is_absolute() else p.as_posix()
+        want = rows.get(rel)
+        if want is None:
+            raise AssetCorruptError(f"dataset {spec.name!r}: {rel} is not one of its files (added by hand?); "
+                                    f"remove it or re-import the dataset from {spec.source}")
+        if sha256_file(root / rel) != want:
+            raise AssetCorruptError(f"dataset {spec.name!r}: {root / rel} does not have its recorded sha256 (tampered or "
+                                    f"truncated); re-import the dataset from {spec.source}")
+
+
 def resolve(name: str, check: bool = True) -> Path:
     """Path of a known asset, checksum-verified (files) unless check=False."""
     spec = ASSETS.get(name)
@@ -342,9 +394,38 @@ def _download(spec: AssetSpec, timeout: float) -> Path:
     return dest
 
 
+def _check_at(spec: AssetSpec, path: Path) -> None:
+    """:func:`verify` of ``spec`` as if it lay at ``path`` (a candidate not yet installed)."""
+    if spec.sha256 is None:
+        prefix = spec.meta.get("sha256_prefix")
+        if prefix and not path.is_dir() and not sha256_file(path).startswith(prefix):
+            raise AssetCorruptError(f"{path} does not have the sha256 its official file name promises ({prefix}…); "
+                                    f"not imported; get it again from {spec.source}")
+        return
+    if spec.is_dir:
+        got, n = manifest_sha256(path)
+        if got != spec.sha256:
+            raise AssetCorruptError(f"{path} does not match dataset {spec.name!r}'s manifest ({n} files, expected "
+                                    f"{spec.n_files}); not imported; get it again from {spec.source}")
+        return
+    got = sha256_file(path)
+    if got != spec.sha256:
+        raise AssetCorruptError(f"{path} has sha256 {got[:12]}… ({path.stat().st_size} bytes), expected {spec.sha256[:12]}… "
+                                f"({spec.size} bytes) for {spec.name!r}; not imported; get it again from {spec.source}")
+
+
 def import_dir(src: str | os.PathLike, link: bool = False) -> list[str]:
-    """Copy (or symlink) every known asset found under ``src`` (same layout) into the asset directory."""
+    """Copy (or symlink) every known asset found under ``src`` (same layout) into the asset directory.
+
+    Each source is checked before anything is installed (a corrupt source is refused and the asset
+    directory left as it was); an asset already installed and intact is kept; an installed one that is
+    corrupt is replaced by the (intact) source. Copies are made beside the destination and moved into
+    place, so an interrupted import leaves no half file."""
     src = Path(src)
+    if not src.is_dir():
+        from ..errors import InputError
+
+        raise InputError(f"{src} is not a folder; pass a folder laid out like the asset directory")
     done = []
     for spec in ASSETS.values():
         if spec.builtin:
@@ -352,19 +433,45 @@ def import_dir(src: str | os.PathLike, link: bool = False) -> list[str]:
         s = src / spec.path
         if not s.exists():
             continue
-        d = spec.location()
-        if d.exists() or d.is_symlink():
+        d = (asset_dir() / spec.path)
+        if d.exists() and s.resolve() == d.resolve():
+            verify(spec)
             done.append(spec.name)
             continue
+        if d.exists():
+            try:
+                verify(spec)
+                done.append(spec.name)  # intact: kept
+                continue
+            except AssetCorruptError:
+                pass  # replaced below by the checked source
+        _check_at(spec, s)
         d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = d.with_name(f".part-{os.getpid()}-{d.name}")
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp)
+        elif tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
         if link:
-            d.symlink_to(s.resolve(), target_is_directory=s.is_dir())
+            tmp.symlink_to(s.resolve(), target_is_directory=s.is_dir())
         elif s.is_dir():
-            shutil.copytree(s, d)
+            shutil.copytree(s, tmp)
         else:
-            tmp = d.with_name(".part-" + d.name)
             shutil.copy2(s, tmp)
-            os.replace(tmp, d)
-        verify(spec)
+        try:
+            if not link:
+                _check_at(spec, tmp)  # what landed is what was checked
+            if d.is_dir() and not d.is_symlink():
+                old = d.with_name(f".old-{os.getpid()}-{d.name}")
+                os.replace(d, old)
+                os.replace(tmp, d)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, d)
+        finally:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            elif tmp.exists() or tmp.is_symlink():
+                tmp.unlink()
         done.append(spec.name)
     return done

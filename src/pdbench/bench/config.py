@@ -23,20 +23,96 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, PdbenchError
 from ..registry import spec_label
+from .schema import SEED_MAX, _int, _str, check_dataset, check_finite, check_params, check_top, did_you_mean
 
 
 def _norm_list(items, what: str) -> list[dict]:
     out = []
     for it in items or []:
-        if isinstance(it, str):
+        if isinstance(it, str) and it:
             out.append({"name": it})
-        elif isinstance(it, dict) and "name" in it:
+        elif isinstance(it, dict) and isinstance(it.get("name"), str):
             out.append(dict(it))
         else:
             raise InputError(f"config: each entry of {what} is a name or a mapping with 'name', got {it!r}")
     return out
+
+
+def _method(kind: str, registry, spec: dict, where: str):
+    """The registered class of one entry, its parameters checked against the class's signature."""
+    cls = registry.get(spec["name"])
+    params = {k: v for k, v in spec.items() if k != "name"}
+    check_finite(params, where)
+    check_params(kind, spec["name"], cls, params)
+    return cls, params
+
+
+def _build(kind: str, name: str, make):
+    """Instantiate a cheap method at config time, so its own range checks run before any work."""
+    try:
+        return make()
+    except PdbenchError:
+        raise
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InputError(f"config: {kind} {name!r}: bad parameters ({e})") from None
+
+
+def validate(cfg: "BenchConfig") -> list:
+    """Check every method entry of a config (names, parameters, values); returns the parsed settings.
+
+    Nothing here loads a model: defenses and settings are built (cheap, they check their own ranges),
+    generators and metrics only have their parameters checked against their signatures.
+    """
+    from ..assets import ASSETS
+    from ..defenses import DEFENSES
+    from ..generators import GENERATORS
+    from ..metrics import METRICS
+    from ..tensors import resolve_device
+    from ..transforms import TRANSFORMS, expand_settings
+    from ..transforms.base import split_setting
+
+    check_dataset(cfg.dataset)
+    _str("device", cfg.device)
+    _str("out", cfg.out)
+    _int("batch_size", cfg.batch_size, 1)
+    _int("seed", cfg.seed, 0, SEED_MAX)
+    resolve_device(cfg.device)
+    for i, g in enumerate(cfg.generators):
+        _, params = _method("generator", GENERATORS, g, f"generators[{i}]")
+        ckpt = params.get("checkpoint")
+        if ckpt is not None and not Path(os.path.expandvars(ckpt)).expanduser().is_file():
+            raise InputError(f"config: generator {g['name']!r} checkpoint {ckpt} does not exist; give the path of a state-dict file")
+        if params.get("asset") is not None:
+            known = sorted(n for n, s in ASSETS.items() if s.kind == "generator")
+            if params["asset"] not in known:
+                raise InputError(f"config: generator {g['name']!r} asset {params['asset']!r} is not a generator asset; "
+                                 f"known: {', '.join(known)}.{did_you_mean(params['asset'], known)}")
+        res = params.get("resolution")
+        if res is not None and not (16 <= res <= 2048 and res % 4 == 0):
+            raise InputError(f"config: generator {g['name']!r} resolution must be a multiple of 4 in [16, 2048], got {res}")
+    for i, d in enumerate(cfg.defenses):
+        cls, params = _method("defense", DEFENSES, d, f"defenses[{i}]")
+        _build("defense", d["name"], lambda: cls(**params))
+    for i, m in enumerate(cfg.metric_specs):
+        _method("metric", METRICS, m, f"metrics[{i}]")
+    from ..transforms.probe_sets import PROBE_SETS
+
+    for i, s in enumerate(cfg.settings):
+        check_finite(s, f"settings[{i}]")
+        name, params = split_setting(s)
+        if name in PROBE_SETS:
+            continue  # a named probe set: expand_settings checks it
+        cls, params = _method("setting", TRANSFORMS, {"name": name, **params}, f"settings[{i}]")
+        _build("setting", name, lambda: cls(**params))
+    settings = _build("setting", "settings", lambda: expand_settings(cfg.settings))
+    for what, items in (("defenses", [spec_label(d) for d in cfg.defenses]),
+                        ("generators", [spec_label(g) for g in cfg.generators]), ("metrics", cfg.metrics)):
+        dup = sorted({x for x in items if items.count(x) > 1})
+        if dup:
+            raise InputError(f"config: {what} lists {dup[0]!r} twice; each entry must differ")
+    return settings
 
 
 @dataclass
@@ -58,15 +134,31 @@ class BenchConfig:
         if not self.metric_specs:
             self.metric_specs = [{"name": m} for m in self.metrics]
 
+    def to_dict(self) -> dict:
+        """The config as it would be written (what :meth:`content_key` hashes, with ``out``)."""
+        return {"name": self.name, "dataset": self.dataset, "generators": self.generators, "defenses": self.defenses,
+                "settings": self.settings, "metrics": self.metric_specs, "batch_size": self.batch_size,
+                "device": self.device, "out": self.out, "seed": self.seed}
+
+    def content_key(self) -> str:
+        """What the results depend on (everything but ``out``, ``device`` and ``name``): a run folder belongs to one."""
+        import hashlib
+        import json
+
+        d = {k: v for k, v in self.to_dict().items() if k not in ("out", "device", "name")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def validate(self) -> list:
+        """Check every level (see :mod:`pdbench.bench.schema`); returns the parsed settings."""
+        return validate(self)
+
     @classmethod
     def from_dict(cls, d: dict, base: Path | None = None) -> "BenchConfig":
-        known = {"name", "dataset", "generators", "defenses", "settings", "metrics", "batch_size", "device", "out", "seed"}
-        unknown = set(d) - known
-        if unknown:
-            raise InputError(f"config: unknown key(s) {sorted(unknown)}; known keys: {sorted(known)}")
-        for key in ("dataset", "generators", "defenses", "metrics"):
-            if key not in d:
-                raise InputError(f"config: missing required key {key!r}")
+        """Build and validate a config from its mapping (every level; one-line :class:`InputError`)."""
+        if not isinstance(d, dict):
+            raise InputError(f"config: expected a mapping of keys to values, got {type(d).__name__}")
+        check_top(d)
+        check_dataset(d["dataset"])
         metric_specs = _norm_list(d["metrics"], "metrics")
         ds = dict(d["dataset"])
         if base is not None and "path" in ds and not Path(os.path.expandvars(ds["path"])).is_absolute():
@@ -78,22 +170,38 @@ class BenchConfig:
             metric_specs=metric_specs,
             batch_size=int(d.get("batch_size", 16)), device=str(d.get("device", "cpu")),
             out=str(d.get("out", "results")), seed=int(d.get("seed", 0)),
-        )
+        ).checked()
+
+    def checked(self) -> "BenchConfig":
+        self.validate()
+        return self
 
 
 def load_config(path: str | Path) -> BenchConfig:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"config file {path} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"config file {path} cannot be read as text ({type(e).__name__}); pass a YAML or TOML file") from None
     if path.suffix == ".toml":
         import tomllib
 
-        d = tomllib.loads(text)
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"config file {path} is not valid TOML ({e}); fix that line") from None
     else:
         import yaml
 
-        d = yaml.safe_load(text)
+        try:
+            d = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            what = getattr(e, "problem", None) or type(e).__name__
+            raise InputError(f"config file {path} is not valid YAML{where} ({what}); fix that line") from None
     if not isinstance(d, dict):
         raise InputError(f"config file {path} is not a mapping of keys to values")
     return BenchConfig.from_dict(d, base=path.parent)

@@ -1,37 +1,56 @@
 """Run a benchmark matrix: generators × defenses × practical settings × metrics on a face dataset.
 
-Work is cut into cells (generator, defense, batch of images). Each finished piece is written
-atomically to ``<out>/cache`` (clean generator outputs, protected images, per-setting metric rows), so
-an interrupted run picks up where it stopped without redoing finished cells. At the end the tidy
-table ``results.csv`` (one row per image × generator × defense × setting × metric), ``results.json``
-(metadata, metric directions) and the Markdown summary ``summary.md`` are written atomically.
+The run is a **plan** of cells, each computed by :func:`compute_cell`, then **collected**:
+
+* :func:`make_plan` lists the cells: (batch of images of the dataset × generator × defense), each with
+  all the configured settings and metrics. A :class:`Cell` is plain, picklable data: the images' files
+  and sha256, their labels and dataset indices, the generator spec and its weights' fingerprint.
+* :func:`compute_cell` is a function of a cell and the asset directory alone. Its results are cached
+  under ``<out>/cache`` in folders keyed by content: the generator's weights fingerprint, the images'
+  sha256 (and indices, labels), the defense with its seed, each setting with the metrics and the
+  checksums of the metric weights. Replacing a photo or a checkpoint therefore never reuses a stale
+  result, and an interrupted run resumes without redoing finished cells. A cache file that cannot
+  be read is named, removed and recomputed.
+* :func:`collect` writes the tidy table ``results.csv`` (one row per image × generator × defense ×
+  setting × metric), ``results.json`` (metadata, metric directions, per-cell means with how many images
+  were undefined) and the Markdown ``summary.md``, all atomically.
+
+An executor runs the cells: :class:`LocalExecutor` (one after another, in this process) now; the
+interface (``run(cells, asset_dir, on_progress) -> iterator of (cell, result)``) lets a distributed one
+follow. A run folder is locked while a run writes it and belongs to one config (its content key).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import inspect
 import io
 import json
 import os
+import sys
 import time
 import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
 
-from ..assets import ASSETS, resolve
+from ..assets import ASSETS, asset_dir, resolve, sha256_file, verify_files
 from ..data import FaceFolder
-from ..defenses import DEFENSES, get_defense
-from ..errors import InputError
-from ..generators import GENERATORS, Target, get_generator
+from ..data.folder import _load_image, preprocess
+from ..defenses import get_defense
+from ..errors import AssetCorruptError, InputError, PdbenchError
+from ..generators import Target, get_generator
 from ..io import torch_save, write_text
-from ..tensors import resolve_device
-from ..metrics import METRICS, MetricInputs, get_metric
+from ..metrics import MetricInputs, get_metric
 from ..registry import spec_label
-from ..transforms import expand_settings
+from ..tensors import from_uint8, resolve_device
 from .config import BenchConfig
+from .rundir import RunFolder
 
 
 def _key(obj) -> str:
@@ -61,145 +80,388 @@ def select_images(folder: FaceFolder, ds: dict) -> list[int]:
     return folder.select(ds.get("n"), int(ds.get("seed", 0)), pool)
 
 
-def _validate(cfg: BenchConfig) -> list:
-    for g in cfg.generators:
-        GENERATORS.get(g["name"])
-    for d in cfg.defenses:
-        DEFENSES.get(d["name"])
-    for m in cfg.metric_specs:
-        METRICS.get(m["name"])
-    return expand_settings(cfg.settings)
+def metric_weights_key() -> str:
+    """Checksums of every metric, identity and detector weight file the catalog knows (what metric
+    values depend on besides the images): part of each result's cache key."""
+    return _key(sorted((s.name, s.sha256 or s.meta.get("sha256_prefix")) for s in ASSETS.values()
+                       if s.kind in ("metric", "identity", "detector")))
 
 
-def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] | None = None) -> dict:
+# -- the plan -----------------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    """One unit of work: a batch of images × one generator × one defense, with every setting and metric.
+
+    Plain data only (picklable, so another executor can ship it to a worker)."""
+
+    generator: dict  # configured spec {"name": ..., **params}
+    weights: str  # the generator's fingerprint when the plan was made
+    defense: dict  # configured spec
+    defense_kwargs: dict  # what the defense is built with (the spec's parameters and the resolved seed)
+    settings: list  # the practical settings (Transform objects, probe sets expanded)
+    metrics: list  # metric specs {"name": ..., **params}
+    batch: int
+    n_batches: int
+    files: list  # absolute paths of the images
+    sha256: list  # their content hashes
+    names: list  # their names in results (relative to the dataset folder)
+    indices: list  # dataset indices (keys of the defenses' per-image random starts)
+    labels: list | None  # attribute labels (n, A) or None
+    resolution: int
+    crop: float
+    device: str
+    cache: str  # this generator's cache folder
+    metrics_key: str = ""
+
+    @property
+    def batch_dir(self) -> Path:
+        return Path(self.cache) / f"b{self.batch:04d}-{_key([self.sha256, self.indices, self.labels, self.resolution, self.crop])}"
+
+    @property
+    def defense_key(self) -> str:
+        return f"{self.defense['name']}-{_key([self.defense, self.defense_kwargs])}"
+
+    def setting_file(self, t) -> Path:
+        """Rows of setting ``t`` (a Transform): keyed by its label, name and parameters, the metrics and their weights."""
+        what = [t.label(), t.name, t.params, self.metrics, self.metrics_key]
+        return self.batch_dir / self.defense_key / f"rows-{_key(what)}.json"
+
+    @property
+    def adv_file(self) -> Path:
+        return self.batch_dir / self.defense_key / "adv.pt"
+
+    @property
+    def clean_file(self) -> Path:
+        return self.batch_dir / "clean.pt"
+
+    def label(self) -> str:
+        return f"{spec_label(self.generator)} {spec_label(self.defense)} b{self.batch}/{self.n_batches}"
+
+
+@dataclass
+class Plan:
+    cells: list[Cell]
+    generators: dict = field(default_factory=dict)  # label -> metadata (resolution, n_images, weights, conditions)
+
+
+def _defense_kwargs(dspec: dict, seed: int) -> dict:
+    kw = {k: v for k, v in dspec.items() if k != "name"}
+    kw.setdefault("seed", seed * 100_003 + zlib.crc32(dspec["name"].encode()) % 100_003)
+    return kw
+
+
+def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
+    """Every cell of the run, in order (generators, then batches, then defenses)."""
+    settings = cfg.validate()
+    plan = Plan([])
+    mkey = metric_weights_key()
+    for gspec in cfg.generators:
+        G = _generator(gspec, str(device))
+        folder = open_dataset(cfg.dataset, G.resolution, G.crop)
+        idx = select_images(folder, cfg.dataset)
+        files = [folder.files[i] for i in idx]
+        if "asset" in cfg.dataset:
+            spec = ASSETS.get(cfg.dataset["asset"])
+            attrs = [spec.location() / cfg.dataset["attrs"]] if cfg.dataset.get("attrs") else []
+            verify_files(spec, files + attrs)
+        hashes = [sha256_file(p) for p in files]
+        names = folder.names(idx)
+        labels = folder.labels(G.attributes, idx) if getattr(G, "attributes", None) else None
+        weights = _fingerprint(G)
+        cache = out / "cache" / f"{gspec['name']}-{_key([gspec, weights])}"
+        label = spec_label(gspec)
+        plan.generators[label] = {"resolution": G.resolution, "n_images": len(idx), "weights": weights,
+                                  "conditions": list(G.condition_names)}
+        starts = list(range(0, len(idx), cfg.batch_size))
+        for b, i0 in enumerate(starts):
+            sl = slice(i0, i0 + cfg.batch_size)
+            for dspec in cfg.defenses:
+                plan.cells.append(Cell(
+                    generator=dict(gspec), weights=weights, defense=dict(dspec),
+                    defense_kwargs=_defense_kwargs(dspec, cfg.seed), settings=list(settings),
+                    metrics=[dict(m) for m in cfg.metric_specs], batch=b, n_batches=len(starts),
+                    files=[str(p) for p in files[sl]], sha256=hashes[sl], names=names[sl], indices=list(idx[sl]),
+                    labels=None if labels is None else labels[sl].tolist(), resolution=G.resolution, crop=G.crop,
+                    device=str(device), cache=str(cache), metrics_key=mkey))
+    return plan
+
+
+# -- computing one cell -------------------------------------------------------------------------------
+
+# Process-local memos of pure functions (loaded models, the last batch's clean images): caches only,
+# a cell's result never depends on what they hold.
+_MODELS: dict[str, object] = {}
+_BATCH: dict[str, dict] = {}
+
+
+def _generator(gspec: dict, device: str):
+    ckpt = gspec.get("checkpoint")
+    path = Path(os.path.expandvars(ckpt)).expanduser() if ckpt else None
+    content = sha256_file(path) if path is not None and path.is_file() else None  # a replaced file reloads
+    key = _key(["G", gspec, content, device, asset_dir()])
+    if key not in _MODELS:
+        gkw = {k: v for k, v in gspec.items() if k != "name"}
+        try:
+            _MODELS[key] = get_generator(gspec["name"], device=device, **gkw)
+        except RuntimeError as e:  # load_state_dict(strict=True): wrong architecture
+            from ..generators.base import strict_load_error
+
+            raise strict_load_error(e, gkw.get("checkpoint") or gspec["name"]) from None
+    return _MODELS[key]
+
+
+def _fingerprint(G) -> str:
+    fp = getattr(G, "_pdbench_fingerprint", None)
+    if fp is None:
+        fp = G.fingerprint()
+        G._pdbench_fingerprint = fp
+    return fp
+
+
+def _metric(spec: dict):
+    key = _key(["M", spec])
+    if key not in _MODELS:
+        _MODELS[key] = get_metric(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+    return _MODELS[key]
+
+
+@contextmanager
+def _using_assets(path: str | os.PathLike | None):
+    if path is None or Path(path).resolve() == asset_dir():
+        yield
+        return
+    old = os.environ.get("PDBENCH_ASSETS")
+    os.environ["PDBENCH_ASSETS"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PDBENCH_ASSETS", None)
+        else:
+            os.environ["PDBENCH_ASSETS"] = old
+
+
+def _read_cached(path: Path, read: Callable[[Path], object]):
+    """The content of a cache file, or None when it is absent; a file that cannot be read is named,
+    removed and recomputed."""
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except Exception as e:  # truncated, not JSON, not a torch file...
+        print(f"pdbench: cache file {path} cannot be read ({type(e).__name__}); recomputing it", file=sys.stderr)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _load_pt(path: Path, device):
+    return lambda p: torch.load(p, map_location=device, weights_only=True)
+
+
+def _read_rows(p: Path) -> list:
+    rows = json.loads(p.read_text())
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "value" in r for r in rows):
+        raise ValueError("not a list of result rows")
+    return rows
+
+
+@dataclass
+class CellResult:
+    rows: list[dict]
+    reused: bool
+
+
+def _batch(cell: Cell, G, device) -> dict:
+    """The cell's clean images, target and G(x) (cached on disk; the last batch also in memory)."""
+    key = str(cell.batch_dir)
+    if key in _BATCH:
+        return _BATCH[key]
+    for path, want in zip(cell.files, cell.sha256):
+        if sha256_file(Path(path)) != want:
+            raise InputError(f"{path} changed since the run was planned; run the same command again")
+    x = from_uint8(np.stack([preprocess(_load_image(Path(p)), cell.resolution, cell.crop) for p in cell.files])).to(device)
+    labels = None if cell.labels is None else torch.tensor(cell.labels, dtype=torch.float32)
+    target = Target.of(G, labels, len(cell.files))
+    clean = _read_cached(cell.clean_file, _load_pt(cell.clean_file, device))
+    if clean is None:
+        with torch.inference_mode():
+            clean = target.outputs(x)[0]
+        torch_save(clean.cpu(), cell.clean_file)
+    _BATCH.clear()
+    _BATCH[key] = {"x": x, "target": target, "clean": clean.to(device), "x_memo": {}}
+    return _BATCH[key]
+
+
+def _finite_per_image(out: torch.Tensor) -> torch.Tensor:
+    """(K, N, ...) generator outputs -> (N,) whether every edit of each image is finite."""
+    return torch.isfinite(out).flatten(2).all(2).all(0)
+
+
+def _defended(cell: Cell, values: dict, images_ok: torch.Tensor) -> dict:
+    """Metric values with every metric of an image NaN where its images or outputs are not finite."""
+    if bool(images_ok.all()):
+        return values
+    return {m: [v if ok else float("nan") for v, ok in zip(vals, images_ok.tolist())] for m, vals in values.items()}
+
+
+def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
+                 progress: Callable[[str], None] | None = None) -> CellResult:
+    """The result rows of one cell (from its cache where complete). Depends only on the cell and the
+    asset directory ``assets`` (default: the current one). ``progress`` receives short status strings."""
+    settings = cell.settings
+    files = {t.label(): cell.setting_file(t) for t in settings}
+    cached = {lab: _read_cached(p, _read_rows) for lab, p in files.items()}
+    if all(v is not None for v in cached.values()):
+        return CellResult([r for t in settings for r in cached[t.label()]], True)
+    device = torch.device(cell.device)
+    with _using_assets(assets):
+        G = _generator(cell.generator, cell.device)
+        if _fingerprint(G) != cell.weights:
+            raise AssetCorruptError(f"generator {spec_label(cell.generator)} weights changed since the run was planned "
+                                    f"({cell.weights} -> {_fingerprint(G)}); run the same command again")
+        metrics = [(spec_label(m), _metric(m)) for m in cell.metrics]
+        bt = _batch(cell, G, device)
+        x, target, out_clean = bt["x"], bt["target"], bt["clean"]
+        saved = _read_cached(cell.adv_file, _load_pt(cell.adv_file, device))
+        if saved is not None:
+            x_adv, secs = saved["x_adv"].to(device), float(saved["seconds"])
+        else:
+            defense = get_defense(cell.defense["name"], **cell.defense_kwargs)
+            kw = {}
+            if progress is not None and "progress" in inspect.signature(defense.protect).parameters:
+                kw["progress"] = lambda step, total: progress(f"step {step}/{total}")
+            t0 = time.perf_counter()
+            x_adv = defense.protect(x, target, keys=torch.tensor(cell.indices), **kw)
+            secs = time.perf_counter() - t0
+            torch_save({"x_adv": x_adv.cpu(), "seconds": secs}, cell.adv_file)
+        n = len(cell.files)
+        rows: list[dict] = []
+        g, d = spec_label(cell.generator), spec_label(cell.defense)
+        for t in settings:
+            lab = t.label()
+            if cached[lab] is None:
+                if progress is not None:
+                    progress(lab)
+                with torch.inference_mode():
+                    out_adv = target.outputs(t(x_adv))[0]
+                    ok = (_finite_per_image(out_adv) & _finite_per_image(out_clean) & torch.isfinite(x_adv).flatten(1).all(1)).cpu()
+                    inp = MetricInputs(x, x_adv, out_clean, out_adv.nan_to_num(0.0), x_memo=bt["x_memo"])
+                    values = {}
+                    for mlab, m in metrics:
+                        v = m(inp)
+                        if not isinstance(v, torch.Tensor) or v.shape != (n,):
+                            raise PdbenchError(f"metric {mlab} returned shape {tuple(getattr(v, 'shape', ()))}, "
+                                               f"expected one value per image ({n},); fix the metric")
+                        values[mlab] = v.tolist()
+                values = _defended(cell, values, ok)
+                cached[lab] = [
+                    {"image": name, "generator": g, "defense": d, "setting": lab, "metric": mlab, "value": values[mlab][j]}
+                    for j, name in enumerate(cell.names) for mlab, _ in metrics
+                ] + [{"image": "*batch*", "generator": g, "defense": d, "setting": lab,
+                      "metric": "protect_seconds_per_image", "value": secs / n}]
+                write_text(files[lab], json.dumps(cached[lab]))
+            rows += cached[lab]
+    return CellResult(rows, False)
+
+
+# -- executors ------------------------------------------------------------------------------------------
+
+class LocalExecutor:
+    """Computes cells one after another in this process (the default)."""
+
+    def run(self, cells: list[Cell], assets: str | os.PathLike | None = None,
+            on_progress: Callable[[Cell, str], None] | None = None) -> Iterator[tuple[Cell, CellResult]]:
+        for cell in cells:
+            cb = None if on_progress is None else (lambda msg, c=cell: on_progress(c, msg))
+            yield cell, compute_cell(cell, assets, cb)
+
+
+# -- the run --------------------------------------------------------------------------------------------
+
+def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] | None = None,
+        executor: LocalExecutor | None = None) -> dict:
     """Run (or resume) the benchmark; returns counts of computed and reused cells and the output paths."""
     from tqdm import tqdm
 
-    settings = _validate(cfg)
-    metrics = []  # (label, metric) in the configured order
-    for lab, spec in zip(cfg.metrics, cfg.metric_specs):
-        params = {k: v for k, v in spec.items() if k != "name"}
-        try:
-            metrics.append((lab, get_metric(spec["name"], **params)))
-        except TypeError:
-            raise InputError(f"config: metric {spec['name']!r} takes no parameter(s) {sorted(params)}") from None
+    cfg.validate()  # again: a caller may have changed the config since it was loaded
+    for m in cfg.metric_specs:  # parameter values (a detector's name...) are checked by building the metric
+        _metric(m)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
     stats = {"computed": 0, "reused": 0}
-    rows: list[dict] = []
-    meta: dict = {"name": cfg.name, "config": cfg.__dict__, "generators": {}, "metrics": {lab: m.info() for lab, m in metrics}}
+    with RunFolder(out, cfg.content_key(), cfg.name):
+        plan = make_plan(cfg, device, out)
+        results: list[CellResult] = []
+        bar = tqdm(total=len(plan.cells), desc=cfg.name, unit="cell", disable=not progress, dynamic_ncols=True)
 
-    for gspec in cfg.generators:
-        gkw = {k: v for k, v in gspec.items() if k != "name"}
-        G = get_generator(gspec["name"], device=device, **gkw)
-        folder = open_dataset(cfg.dataset, G.resolution, G.crop)
-        idx = select_images(folder, cfg.dataset)
-        names = folder.names(idx)
-        labels = folder.labels(G.attributes, idx) if getattr(G, "attributes", None) else None
-        batches = [list(range(i, min(i + cfg.batch_size, len(idx)))) for i in range(0, len(idx), cfg.batch_size)]
-        weights = G.fingerprint()
-        gkey = f"{gspec['name']}-{_key([gspec, weights, cfg.dataset, cfg.batch_size, names])}"
-        meta["generators"][spec_label(gspec)] = {"resolution": G.resolution, "n_images": len(idx), "weights": weights,
-                                             "conditions": list(G.condition_names)}
-        cache = out / "cache" / gkey
-        n_cells = len(batches) * len(cfg.defenses)
-        shown: dict = {}  # defense label -> its cache folder, for the image grid
-        bar = tqdm(total=n_cells, desc=f"{spec_label(gspec)}", disable=not progress, dynamic_ncols=True)
-        plan = []  # (spec, defense, cache key) per configured defense
-        for dspec in cfg.defenses:
-            dkw = {k: v for k, v in dspec.items() if k != "name"}
-            dkw.setdefault("seed", cfg.seed * 100_003 + zlib.crc32(dspec["name"].encode()) % 100_003)
-            dkey = f"{dspec['name']}-{_key([dspec, cfg.seed])}"
-            plan.append((dspec, get_defense(dspec["name"], **dkw), dkey))
-            shown[spec_label(dspec)] = cache / dkey
-        for b, bidx in enumerate(batches):  # batches outer: each batch is decoded and its G(x) made once
-            sel = [idx[i] for i in bidx]
-            x = out_clean = target = None
-            x_memo: dict = {}  # quantities of the clean batch alone (face masks, detections), shared by all cells
-            for dspec, defense, dkey in plan:
-                cell_files = {t.label(): cache / dkey / f"b{b:04d}-{_key([t.label(), cfg.metrics])}.json" for t in settings}
-                if all(p.exists() for p in cell_files.values()):
-                    stats["reused"] += 1
-                    for t in settings:
-                        rows += json.loads(cell_files[t.label()].read_text())
-                    bar.update(1)
-                    continue
-                if x is None:
-                    x = folder.load(sel).to(device)
-                    target = Target.of(G, None if labels is None else labels[bidx], len(bidx))
-                    clean_path = cache / f"clean-b{b:04d}.pt"
-                    if clean_path.exists():
-                        out_clean = torch.load(clean_path, map_location=device, weights_only=True)
-                    else:
-                        with torch.inference_mode():
-                            out_clean = target.outputs(x)[0]
-                        torch_save(out_clean.cpu(), clean_path)
-                adv_path = cache / dkey / f"b{b:04d}-adv.pt"
-                if adv_path.exists():
-                    saved = torch.load(adv_path, map_location=device, weights_only=True)
-                    x_adv, secs = saved["x_adv"], float(saved["seconds"])
-                else:
-                    t0 = time.perf_counter()
-                    x_adv = defense.protect(x, target, keys=torch.tensor(sel))
-                    secs = time.perf_counter() - t0
-                    torch_save({"x_adv": x_adv.cpu(), "seconds": secs}, adv_path)
-                for t in settings:
-                    with torch.inference_mode():
-                        out_adv = target.outputs(t(x_adv))[0]
-                        inp = MetricInputs(x, x_adv, out_clean, out_adv, x_memo=x_memo)
-                        values = {lab: m(inp).tolist() for lab, m in metrics}
-                    cell_rows = [
-                        {"image": names[i], "generator": spec_label(gspec), "defense": spec_label(dspec), "setting": t.label(),
-                         "metric": m, "value": values[m][j]}
-                        for j, i in enumerate(bidx) for m in cfg.metrics
-                    ] + [{"image": "*batch*", "generator": spec_label(gspec), "defense": spec_label(dspec), "setting": t.label(),
-                          "metric": "protect_seconds_per_image", "value": secs / len(bidx)}]
-                    write_text(cell_files[t.label()], json.dumps(cell_rows))
-                    rows += cell_rows
-                stats["computed"] += 1
+        def show(cell: Cell, msg: str) -> None:
+            bar.set_postfix_str(f"{cell.label()} {msg}", refresh=True)
+
+        try:
+            for cell, res in (executor or LocalExecutor()).run(plan.cells, asset_dir(), show if progress else None):
+                results.append(res)
+                stats["reused" if res.reused else "computed"] += 1
+                bar.set_postfix_str(cell.label(), refresh=False)
                 bar.update(1)
-                if on_cell is not None:
-                    on_cell(f"{gkey}/{dkey}/b{b}")
-        bar.close()
-        if batches:
-            grid = _grid(G, folder, idx[:min(4, len(batches[0]))], labels, shown, cache, out / f"grid-{gspec['name']}.png", device)
-            meta["generators"][spec_label(gspec)]["grid"] = grid.name
+                if on_cell is not None and not res.reused:
+                    on_cell(f"{cell.cache}/{cell.defense_key}/b{cell.batch}")
+        finally:
+            bar.close()
+        stats.update(collect(cfg, plan, results, device))
+    return stats
 
+
+def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device) -> dict:
+    """Write the tidy table, the metadata with per-cell means and the Markdown summary (atomically)."""
+    from ..report.markdown import summary_table
+    from ..report.pdb import pdb_aggregates
+    from ..metrics import METRICS
+
+    out = Path(cfg.out)
+    rows = [r for res in results for r in res.rows]
+    meta: dict = {"name": cfg.name, "config": cfg.__dict__, "config_key": cfg.content_key(),
+                  "generators": plan.generators,
+                  "metrics": {lab: METRICS.get(m["name"]).info() for lab, m in zip(cfg.metrics, cfg.metric_specs)}}
+    for gspec in cfg.generators:
+        first = [c for c in plan.cells if c.batch == 0 and c.generator == gspec]
+        if first:
+            grid = _grid(first, out / f"grid-{gspec['name']}.png", device)
+            meta["generators"][spec_label(gspec)]["grid"] = grid.name
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["image", "generator", "defense", "setting", "metric", "value"])
     w.writeheader()
     w.writerows(rows)
     write_text(out / "results.csv", buf.getvalue())
-    from ..report.markdown import summary_table
-
-    from ..report.pdb import pdb_aggregates
-
     meta["summary"] = summarise(rows, cfg.metrics)
     meta["aggregates"] = pdb_aggregates(meta["summary"])
     write_text(out / "results.json", json.dumps(meta, indent=1, default=str))
     write_text(out / "summary.md", summary_table(meta, cfg.metrics))
-    stats.update({"results": str(out / "results.csv"), "summary": str(out / "summary.md")})
-    return stats
+    return {"results": str(out / "results.csv"), "summary": str(out / "summary.md"), "json": str(out / "results.json")}
 
 
 @torch.inference_mode()
-def _grid(G, folder, idx, labels, shown: dict, cache: Path, dest: Path, device) -> Path:
-    """Grid of the images ``idx`` (the start of the cached first batch): x, G(x), then x_adv, G(x_adv) per defense."""
+def _grid(cells: list[Cell], dest: Path, device) -> Path:
+    """Grid of up to four images of the first batch: x, G(x), then x_adv, G(x_adv) per defense."""
     from ..report.grid import defense_grid
 
-    x = folder.load(idx).to(device)
-    m = x.shape[0]
-    target = Target.of(G, None if labels is None else labels[:m], m)
-    clean = torch.load(cache / "clean-b0000.pt", map_location=device, weights_only=True)[0, :m]
+    first = cells[0]
+    G = _generator(first.generator, first.device)
+    bt = _batch(first, G, torch.device(first.device))
+    m = min(4, len(first.files))
+    x = bt["x"][:m]
+    labels = None if first.labels is None else torch.tensor(first.labels[:m], dtype=torch.float32)
+    target = Target.of(G, labels, m)
     cols = {}
-    for dlabel, folder_ in shown.items():
-        x_adv = torch.load(folder_ / "b0000-adv.pt", map_location=device, weights_only=True)["x_adv"][:m]
-        cols[dlabel] = (x_adv, target.outputs(x_adv)[0][0])
-    return defense_grid(x, clean, cols, dest)
+    for cell in cells:
+        x_adv = torch.load(cell.adv_file, map_location=device, weights_only=True)["x_adv"][:m]
+        cols[spec_label(cell.defense)] = (x_adv, target.outputs(x_adv)[0][0])
+    return defense_grid(x, bt["clean"][0, :m], cols, dest)
 
 
 def summarise(rows: list[dict], metric_names: list[str]) -> list[dict]:
-    """Per-cell (generator, defense, setting) means of every metric over the images where it is defined."""
+    """Per-cell (generator, defense, setting) means of every metric over the images where it is defined;
+    ``undefined`` counts, per metric, the images where it is not (NaN)."""
     cells: dict[tuple, dict[str, list[float]]] = {}
     for r in rows:
         key = (r["generator"], r["defense"], r["setting"])
@@ -208,8 +470,13 @@ def summarise(rows: list[dict], metric_names: list[str]) -> list[dict]:
     for (g, d, s), vals in cells.items():
         entry = {"generator": g, "defense": d, "setting": s,
                  "n_images": len(vals.get(metric_names[0], [])) if metric_names else 0}
+        undefined = {}
         for m, v in vals.items():
-            v = [a for a in v if a == a]  # NaN: not defined for that image (e.g. no face found on the clean image)
-            entry[m] = sum(v) / len(v) if v else None
+            ok = [a for a in v if a == a]  # NaN: not defined for that image (e.g. no face found on the clean image)
+            entry[m] = sum(ok) / len(ok) if ok else None
+            if len(ok) < len(v):
+                undefined[m] = len(v) - len(ok)
+        if undefined:
+            entry["undefined"] = undefined
         out.append(entry)
     return out

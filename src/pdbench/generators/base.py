@@ -75,6 +75,32 @@ def checkpoint_state(checkpoint: str | None, asset: str) -> tuple[dict, str, dic
     return load_state_dict(path, asset=spec), str(path), spec.meta
 
 
+def strict_load_error(err: RuntimeError, source: str, few: int = 3):
+    """One line from a strict ``load_state_dict`` failure: which keys are missing, unexpected or of
+    another shape (a few names each), i.e. a checkpoint of another architecture."""
+    import re
+
+    from ..errors import AssetCorruptError
+
+    text = str(err)
+    if "state_dict" not in text:
+        return err
+    parts = []
+    for what, pat in (("missing", r'Missing key\(s\) in state_dict: ([^\n]*)'),
+                      ("unexpected", r'Unexpected key\(s\) in state_dict: ([^\n]*)')):
+        m = re.search(pat, text)
+        if m:
+            keys = re.findall(r'"([^"]+)"', m.group(1))
+            parts.append(f"{len(keys)} {what} ({', '.join(keys[:few])}{', ...' if len(keys) > few else ''})")
+    shapes = re.findall(r"size mismatch for ([^:]+): copying a param with shape torch.Size\(\[([^\]]*)\]\) from "
+                        r"checkpoint, the shape in current model is torch.Size\(\[([^\]]*)\]\)", text)
+    if shapes:
+        shown = ", ".join(f"{k} [{a}] vs [{b}]" for k, a, b in shapes[:few])
+        parts.append(f"{len(shapes)} of another shape ({shown}{', ...' if len(shapes) > few else ''})")
+    return AssetCorruptError(f"checkpoint {source} does not fit this architecture: {'; '.join(parts) or text.splitlines()[0]}; "
+                             "pass a checkpoint of this generator (or the generator it was trained for)")
+
+
 def float_state(state: dict) -> dict:
     """Floating-point tensors in float32 (shipped weights are float16), the rest unchanged."""
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

@@ -17,6 +17,9 @@ from typing import Callable
 
 import torch
 
+from ..errors import InputError
+from ..tensors import check_images
+
 
 @dataclass
 class MetricInputs:
@@ -28,6 +31,7 @@ class MetricInputs:
     _memo: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        check_metric_inputs(self.x, self.x_adv, self.out_clean, self.out_adv)
         self.out_clean = self.out_clean.clamp(-1, 1)
         self.out_adv = self.out_adv.clamp(-1, 1)
 
@@ -39,6 +43,25 @@ class MetricInputs:
         """Like :meth:`memo` for what depends on the clean images x alone (the runner shares these across
         every defense and setting of a batch)."""
         return _cached(self.x_memo, key, compute)
+
+
+def check_metric_inputs(x: torch.Tensor, x_adv: torch.Tensor, out_clean: torch.Tensor, out_adv: torch.Tensor) -> None:
+    """The metric boundary: x and x_adv are image batches of one shape in the pdbench convention, the
+    outputs are (K, N, 3, H, W) of one shape with the same N. Outputs may hold NaN (metrics propagate it)."""
+    check_images(x, "metric input x")
+    check_images(x_adv, "metric input x_adv")
+    if x_adv.shape != x.shape:
+        raise InputError(f"metric inputs: x_adv has shape {tuple(x_adv.shape)}, x {tuple(x.shape)}; pass the protected "
+                         "images of the same batch")
+    for what, o in (("out_clean", out_clean), ("out_adv", out_adv)):
+        if not isinstance(o, torch.Tensor) or o.dim() != 5 or o.shape[1] != x.shape[0] or o.shape[2] != 3:
+            raise InputError(f"metric inputs: {what} must be generator outputs of shape (K, {x.shape[0]}, 3, H, W), got "
+                             f"{tuple(getattr(o, 'shape', ()))}; use Target.outputs(x)[0] (add the edit dimension with o[None])")
+        if not o.is_floating_point():
+            raise InputError(f"metric inputs: {what} must be a float tensor, got {o.dtype}")
+    if out_adv.shape != out_clean.shape:
+        raise InputError(f"metric inputs: out_adv has shape {tuple(out_adv.shape)}, out_clean {tuple(out_clean.shape)}; "
+                         "both must hold the same edits of the same images")
 
 
 def _cached(store: dict, key: str, compute: Callable[[], object]):

@@ -70,7 +70,10 @@ class DSRIDGuard(_NeedsDlib):
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
         _, fc, fa = _identity(inp)
         sim = (fc * fa).sum(-1)  # (K, N)
-        return ((_l2_face(inp) > 0.05) & (sim < 0.4)).float().mean(0)
+        l2 = _l2_face(inp)
+        rate = ((l2 > 0.05) & (sim < 0.4)).float().mean(0)
+        undefined = (torch.isnan(l2) | torch.isnan(sim)).any(0)  # never counted as "not disrupted"
+        return torch.where(undefined, torch.full_like(rate, float("nan")), rate)
 
 
 def _upsample(x: torch.Tensor) -> torch.Tensor:

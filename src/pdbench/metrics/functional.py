@@ -10,8 +10,35 @@ from ..errors import InputError
 DATA_RANGE = 2.0  # [-1, 1]
 
 
+def check_pair(a: torch.Tensor, b: torch.Tensor, what: str, data_range: float = DATA_RANGE) -> None:
+    """Two image batches (N, C, H, W) of one shape, finite, spanning no more than ``data_range``
+    (so [0, 255] images given with the [-1, 1] range are refused instead of giving PSNR −39)."""
+    for name, t in (("first", a), ("second", b)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 4:
+            raise InputError(f"{what}: expected images of shape (N, C, H, W), got {tuple(getattr(t, 'shape', ()))} "
+                             f"for the {name} argument; flatten the edit dimension or add a batch dimension")
+    if a.shape != b.shape:
+        raise InputError(f"{what}: the two batches differ in shape, {tuple(a.shape)} vs {tuple(b.shape)}; pass matching "
+                         "images (no broadcasting)")
+    if a.shape[0] == 0:
+        raise InputError(f"{what}: the batch is empty; pass at least one image")
+    for t in (a, b):
+        lo, hi = float(t.detach().min()), float(t.detach().max())
+        if hi - lo > data_range * (1 + 1e-4) or (data_range == DATA_RANGE and (lo < -1 - 1e-4 or hi > 1 + 1e-4)):
+            hint = " (looks like [0, 255]: use pdbench.tensors.from_uint8)" if hi > 2 else ""
+            raise InputError(f"{what}: values span [{lo:.3f}, {hi:.3f}], wider than the data range {data_range:g}{hint}")
+
+
+def rate_above(values: torch.Tensor, threshold: float, dim: int = 0) -> torch.Tensor:
+    """Fraction of ``values`` above ``threshold`` along ``dim``; NaN where any value is NaN (undefined is
+    never counted as "not disrupted")."""
+    hit = (values > threshold).float()
+    return torch.where(torch.isnan(values).any(dim), torch.full_like(hit.mean(dim), float("nan")), hit.mean(dim))
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = DATA_RANGE, cap: float = 100.0) -> torch.Tensor:
     """Per-image PSNR in dB, ``10·log10(range² / MSE)``, capped at ``cap`` for identical images."""
+    check_pair(a, b, "psnr", data_range)
     mse = (a.double() - b.double()).pow(2).flatten(1).mean(dim=1)
     out = 10.0 * torch.log10(data_range**2 / mse.clamp_min(1e-300))
     return out.clamp(max=cap).float()
@@ -31,6 +58,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = DATA_RANGE, sigma
     use_sample_covariance=False, data_range=2, channel_axis=-1)``: statistics are computed only where
     the 11-tap window fits inside the image, as scikit-image's border crop does.
     """
+    check_pair(a, b, "ssim", data_range)
     a, b = a.double(), b.double()
     n, c = a.shape[:2]
     k = _gaussian_window(sigma, 3.5, a.device)

@@ -7,7 +7,7 @@ import torch
 
 from . import METRICS
 from .base import Metric, MetricInputs, per_edit
-from .functional import cmua_mask, psnr, ssim
+from .functional import cmua_mask, psnr, rate_above, ssim
 
 MSE_SUCCESS = 0.05  # Disrupting / Anti-Forgery / PDB "sr": MSE(G(x), G(x_adv)) > 0.05
 MASK_SUCCESS = 0.05  # CMUA / TSDF: masked L2 > 0.05
@@ -60,7 +60,7 @@ class SuccessMSE(Metric):
     range = (0.0, 1.0)
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
-        return (_per_edit_mse(inp) > MSE_SUCCESS).float().mean(0)
+        return rate_above(_per_edit_mse(inp), MSE_SUCCESS)
 
 
 @METRICS.register("dsr_l2_mask")
@@ -69,7 +69,7 @@ class SuccessMask(Metric):
     range = (0.0, 1.0)
 
     def __call__(self, inp: MetricInputs) -> torch.Tensor:
-        return (_per_edit_l2_mask(inp) > MASK_SUCCESS).float().mean(0)
+        return rate_above(_per_edit_l2_mask(inp), MASK_SUCCESS)
 
 
 @METRICS.register("psnr_out")

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ..filters import apply_blur
 from . import TRANSFORMS
-from .base import Transform
+from .base import Transform, check_param
 
 
 @TRANSFORMS.register("none")
@@ -26,7 +26,7 @@ class GaussianBlur(Transform):
 
     def __init__(self, sigma: float = 1.0):
         super().__init__(sigma=sigma)
-        self.sigma = float(sigma)
+        self.sigma = check_param("blur", "sigma", sigma, 0.0, 50.0, lo_open=True)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return apply_blur(x, "gaussian", self.sigma)
@@ -38,7 +38,8 @@ class GaussianNoise(Transform):
 
     def __init__(self, std: float = 0.02, seed: int = 0):
         super().__init__(std=std)
-        self.std, self.seed = float(std), int(seed)
+        self.std = check_param("noise", "std", std, 0.0, 2.0)
+        self.seed = int(check_param("noise", "seed", seed, 0, 2**63 - 1, integer=True))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed)
@@ -54,7 +55,7 @@ class DownUp(Transform):
 
     def __init__(self, factor: float = 0.5):
         super().__init__(factor=factor)
-        self.factor = float(factor)
+        self.factor = check_param("resize", "factor", factor, 0.0, 1.0, lo_open=True)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

@@ -12,10 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InputError
 from ..tensors import from_uint8, to_uint8
 from . import TRANSFORMS
-from .base import Transform
+from .base import Transform, check_param
 
 
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
@@ -29,8 +28,7 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
 @TRANSFORMS.register("jpeg")
 class JPEG(Transform):
     def __init__(self, quality: int = 75):
-        if not 1 <= int(quality) <= 100:
-            raise InputError(f"jpeg quality must be 1..100, got {quality}")
+        quality = int(check_param("jpeg", "quality", quality, 1, 100, integer=True))
         super().__init__(quality=int(quality))
         self.quality = int(quality)
 

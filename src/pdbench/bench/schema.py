@@ -1,0 +1,193 @@
+"""The benchmark config schema: every level is checked before any work, each problem is one line.
+
+Top-level keys, the ``dataset`` section and every method entry (generator, defense, setting, metric)
+are checked for unknown keys (with "did you mean"), types and ranges. A method's parameters are
+checked against the registered class's signature (``__init__``, or ``from_assets`` for generators),
+so a typo such as ``stepz`` is refused in one line instead of surfacing as a ``TypeError`` mid-run.
+Non-finite numbers (NaN, ±Inf) are refused anywhere in a config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+from typing import Any
+
+from ..errors import InputError
+
+# key -> (kind, description) for the fixed sections
+TOP_KEYS = {
+    "name": "a string", "dataset": "a mapping", "generators": "a list", "defenses": "a list",
+    "settings": "a list", "metrics": "a list", "batch_size": "an integer >= 1", "device": "a string",
+    "out": "a string", "seed": "an integer >= 0",
+}
+REQUIRED_TOP = ("dataset", "generators", "defenses", "metrics")
+DATASET_KEYS = {
+    "asset": "a dataset name from `pdbench assets list`", "path": "a folder of photos",
+    "images": "a folder inside the asset", "attrs": "an attribute file", "holdout": "an integer >= 0",
+    "split": "'test' or 'train'", "n": "an integer >= 1", "seed": "an integer >= 0", "skip_bad": "true or false",
+}
+# parameters the runner sets itself (not the user's to give)
+RUNNER_SET = {"generator": {"device"}, "defense": set(), "setting": set(), "metric": set()}
+
+
+def did_you_mean(key: str, known) -> str:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown(where: str, keys, known) -> None:
+    for k in keys:
+        if k not in known:
+            raise InputError(f"config: unknown key {k!r} in {where}; known: {', '.join(sorted(known))}.{did_you_mean(k, known)}")
+
+
+def check_finite(value: Any, where: str) -> None:
+    """Refuse NaN/±Inf anywhere inside ``value`` (nested mappings and lists)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"config: {where} is {value}; use a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_finite(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_finite(v, f"{where}[{i}]")
+
+
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+SEED_MAX = 2**31 - 1  # seeds are combined with image keys into torch's 64-bit generator seeds
+INT_MAX = 2**53
+
+
+def _int(where: str, v, lo: int | None = None, hi: int = INT_MAX) -> None:
+    if not is_int(v):
+        raise InputError(f"config: {where} must be an integer, got {v!r}")
+    if lo is not None and v < lo:
+        raise InputError(f"config: {where} must be >= {lo}, got {v}")
+    if v > hi:
+        raise InputError(f"config: {where} must be <= {hi}, got {v}")
+
+
+def _str(where: str, v) -> None:
+    if not isinstance(v, str) or not v:
+        raise InputError(f"config: {where} must be a non-empty string, got {v!r}")
+
+
+def check_top(d: dict) -> None:
+    _unknown("the config", d, TOP_KEYS)
+    for key in REQUIRED_TOP:
+        if key not in d:
+            raise InputError(f"config: missing required key {key!r} ({TOP_KEYS[key]})")
+    check_finite(d, "config")
+    for key in ("name", "device", "out"):
+        if key in d:
+            _str(key, d[key])
+    if "batch_size" in d:
+        _int("batch_size", d["batch_size"], 1)
+    if "seed" in d:
+        _int("seed", d["seed"], 0, SEED_MAX)
+    if not isinstance(d["dataset"], dict):
+        raise InputError(f"config: dataset must be a mapping (asset: NAME or path: FOLDER, ...), got {d['dataset']!r}")
+    for key in ("generators", "defenses", "metrics", "settings"):
+        if key in d and d[key] is not None and not isinstance(d[key], list):
+            raise InputError(f"config: {key} must be a list of names or mappings with 'name', got {d[key]!r}")
+    for key in ("generators", "defenses", "metrics"):
+        if not d[key]:
+            raise InputError(f"config: {key} is empty; name at least one (see `pdbench list`)")
+
+
+def check_dataset(ds: dict) -> None:
+    _unknown("dataset", ds, DATASET_KEYS)
+    if ("asset" in ds) == ("path" in ds):
+        raise InputError("config: dataset needs exactly one of 'path' (a folder of photos) or 'asset' (a dataset name)")
+    for key in ("asset", "path", "images", "attrs", "split"):
+        if key in ds and ds[key] is not None:
+            _str(f"dataset.{key}", ds[key])
+    if "images" in ds and "path" in ds:
+        raise InputError("config: dataset.images is a folder inside an asset; with 'path' give the folder itself")
+    if "asset" in ds:
+        from ..assets import ASSETS
+
+        datasets = sorted(n for n, s in ASSETS.items() if s.kind == "dataset")
+        if ds["asset"] not in datasets:
+            raise InputError(f"config: dataset.asset {ds['asset']!r} is not a dataset asset; known: "
+                             f"{', '.join(datasets)}.{did_you_mean(ds['asset'], datasets)}")
+    if ds.get("holdout") is not None:
+        _int("dataset.holdout", ds["holdout"], 0)
+    if ds.get("n") is not None:
+        _int("dataset.n", ds["n"], 1)
+    if "seed" in ds:
+        _int("dataset.seed", ds["seed"], 0, SEED_MAX)
+    if ds.get("split", "test") not in ("test", "train"):
+        raise InputError(f"config: dataset.split must be 'test' or 'train', got {ds['split']!r}")
+    if "split" in ds and not ds.get("holdout"):
+        raise InputError("config: dataset.split needs dataset.holdout (how many of the last images are the test split)")
+    if "skip_bad" in ds and not isinstance(ds["skip_bad"], bool):
+        raise InputError(f"config: dataset.skip_bad must be true or false, got {ds['skip_bad']!r}")
+
+
+def _signature_of(kind: str, cls) -> dict[str, inspect.Parameter] | None:
+    """The user-settable parameters of a registered class; None when it takes arbitrary keywords."""
+    fn = cls.from_assets if kind == "generator" else cls.__init__
+    if fn is object.__init__:
+        return {}
+    if kind == "setting":
+        from ..transforms.base import Transform
+
+        if fn is Transform.__init__:
+            return {}  # the base's **params only records what a subclass passes
+    params = dict(inspect.signature(fn).parameters)
+    params.pop("self", None)
+    params.pop("cls", None)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {k: p for k, p in params.items() if k not in RUNNER_SET[kind] and p.kind is not p.VAR_POSITIONAL}
+
+
+def _expected(p: inspect.Parameter) -> str | None:
+    """'bool' / 'int' / 'number' / 'str' from the parameter's annotation and default, or None (anything)."""
+    ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", str(p.annotation))
+    ann = "" if p.annotation is inspect.Parameter.empty else str(ann)
+    d = p.default
+    if isinstance(d, bool) or ann.startswith("bool"):
+        return "bool"
+    if "float" in ann or isinstance(d, float):
+        return "number"
+    if is_int(d) or ann.startswith("int"):
+        return "int"
+    if isinstance(d, str) or ann.startswith("str"):
+        return "str"
+    return None
+
+
+_TYPE_OK = {"bool": lambda v: isinstance(v, bool), "int": is_int, "number": is_number, "str": lambda v: isinstance(v, str)}
+_TYPE_WORD = {"bool": "true or false", "int": "an integer", "number": "a number", "str": "a string"}
+
+
+def check_params(kind: str, name: str, cls, params: dict) -> None:
+    """Unknown parameters ("did you mean") and wrong types of one configured method, in one line."""
+    sig = _signature_of(kind, cls)
+    if sig is None:
+        return
+    for k, v in params.items():
+        if k not in sig:
+            known = ", ".join(sorted(sig)) or "none"
+            raise InputError(f"config: {kind} {name!r} takes no parameter {k!r} (it takes: {known}).{did_you_mean(k, sig)}")
+        p = sig[k]
+        want = _expected(p)
+        if want is None or (v is None and p.default is None):
+            continue
+        if not _TYPE_OK[want](v):
+            raise InputError(f"config: {kind} {name!r} parameter {k!r} must be {_TYPE_WORD[want]}, got {v!r}")
+        if is_number(v) and abs(v) > (SEED_MAX if k == "seed" else INT_MAX):
+            raise InputError(f"config: {kind} {name!r} parameter {k!r} is out of range ({v!r})")
+        if k == "seed" and v < 0:
+            raise InputError(f"config: {kind} {name!r} parameter 'seed' must be >= 0, got {v!r}")
