@@ -42,9 +42,18 @@ def test_ssim_matches_scikit_image(which):
     for i in range(x.shape[0]):
         a = x[i].permute(1, 2, 0).double().numpy()
         b = other[i].permute(1, 2, 0).double().numpy()
-        ref = structural_similarity(a, b, data_range=2.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-                                    use_sample_covariance=False)
+        # the standard SSIM: of the images on [0, 1] (SSIM is not shift-invariant; [-1, 1] with range 2 differs)
+        ref = structural_similarity((a + 1) / 2, (b + 1) / 2, data_range=1.0, channel_axis=-1, gaussian_weights=True,
+                                    sigma=1.5, use_sample_covariance=False)
         assert abs(float(ours[i]) - ref) < 1e-5, (i, float(ours[i]), ref)
+        shifted = structural_similarity(a, b, data_range=2.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                        use_sample_covariance=False)
+        assert abs(shifted - ref) > 1e-4  # the [-1, 1] reading is a different number: this test tells them apart
+    u8 = ssim(from_uint8(to_uint8(x)), from_uint8(to_uint8(other)))
+    for i in range(x.shape[0]):
+        ref = structural_similarity(to_uint8(x)[i], to_uint8(other)[i], data_range=255, channel_axis=-1,
+                                    gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        assert abs(float(u8[i]) - ref) < 1e-5
 
 
 def test_psnr_matches_scikit_image_on_uint8():
