@@ -178,9 +178,19 @@ def _list(args: argparse.Namespace) -> int:
     from .faces.detectors import DETECTORS
     from .train import TRAINERS
 
-    for title, reg in (("generators", GENERATORS), ("defenses", DEFENSES), ("settings", TRANSFORMS),
+    from .transforms.probe_sets import PROBE_SETS
+
+    for title, reg in (("generators", GENERATORS), ("settings", TRANSFORMS),
                        ("face detectors", DETECTORS), ("training recipes (pdbench train)", TRAINERS)):
         print(f"{title}: {', '.join(reg.names())}")
+    print("setting sets (settings: [NAME]): " + "; ".join(f"{n} ({', '.join(ps.probe_names())})"
+                                                         for n, ps in sorted(PROBE_SETS.items())))
+    print("defenses (access, norm, paper; pdbench.defenses.DEFENSES.get(NAME).info() has the full record):")
+    for n in DEFENSES.names():
+        info = DEFENSES.get(n).info()
+        what = f"alias of {info['alias_of']}" if info.get("alias_of") else (
+            f"{info.get('paper') or '-'}" + (f" ({info['venue']} {info['year']})" if info.get("venue") else ""))
+        print(f"  {n:18s} {info['access']:10s} {info['norm']:7s} {what}")
     print("metrics:")
     for n in METRICS.names():
         m = METRICS.get(n)

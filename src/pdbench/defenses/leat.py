@@ -20,8 +20,8 @@ from .base import ALPHA, EPS, STEPS, IterativeSignAttack, Record
 from .ensemble import build_target, check_resolution, parse_members
 
 RECORD = Record(
-    paper="Is Disrupting Deepfakes Robust? / LEAT: Latent Ensemble Attack for Disrupting Deepfakes "
-          "(Shim et al., face-swap and attribute-editing disruption through the encoder latent)",
+    paper="LEAT: Towards Robust Deepfake Disruption in Real-World Scenarios via Latent Ensemble Attack "
+          "(Shim and Yoon)",
     venue="arXiv", year=2023, url="https://arxiv.org/abs/2307.01520",
     code="(no official code; PDB's disrupting_methods/LEAT/leat.py and leat_ensemble.py)",
     official={"eps": 0.05, "alpha": 0.01, "steps": 30, "random_start": True, "loss": "MSE(encode(x_adv), encode(x))",
