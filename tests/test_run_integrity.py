@@ -247,7 +247,11 @@ def test_per_step_progress_reaches_the_bar_when_the_defense_reports_it(celeba_di
     seen = []
     compute_cell(cell, progress=seen.append)
     assert seen[:2] == ["step 1/2", "step 2/2"] and "none" in seen
-    monkeypatch.setattr(R, "get_defense", lambda name, **kw: NoDefense())
+    class Plain(NoDefense):  # an older-style defense: protect without a progress keyword
+        def protect(self, x, target, keys=None):
+            return x.clone()
+
+    monkeypatch.setattr(R, "get_defense", lambda name, **kw: Plain())
     (cell,) = make_plan(_small(folder, tmp_path / "out2", defenses=["none"]), torch.device("cpu"), tmp_path / "out2").cells
     seen.clear()
     compute_cell(cell, progress=seen.append)
