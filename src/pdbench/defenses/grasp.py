@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
 from . import DEFENSES
 from .base import EPS, ObjectiveDefense, Record, per_key_uniform, project_linf
 from .objectives import Objective, OutputDisruption, PerceptualPenalty
@@ -173,6 +174,9 @@ class GRASP(ObjectiveDefense):
                  start: float = 0.2, project: bool | None = None):
         if project is not None:
             self.project = bool(project)
+        if min(w_ssim, w_lf, grad_sigma) < 0 or lf_sigma <= 0 or not 0 <= start <= 1:
+            raise InputError(f"grasp: w_ssim, w_lf and grad_sigma must be >= 0, lf_sigma > 0 and start in [0, 1]; got "
+                             f"w_ssim={w_ssim}, w_lf={w_lf}, grad_sigma={grad_sigma}, lf_sigma={lf_sigma}, start={start}")
         self.w_ssim, self.w_lf, self.lf_sigma = float(w_ssim), float(w_lf), float(lf_sigma)
         self.grad_sigma, self.start = float(grad_sigma), float(start)
         super().__init__(eps=eps, alpha=alpha, steps=steps, seed=seed)
