@@ -66,13 +66,13 @@ def test_bad_parameters_are_one_line_errors():
 
 def test_grasp_disrupts_stargan_at_higher_psnr_than_pgd(stargan, celeba_test_batch):
     x, labels, keys = celeba_test_batch
-    x, labels, keys = x[:3], labels[:3], torch.tensor(keys[:3])
-    t = Target.of(stargan, labels, 3)
+    x, labels, keys = x[:2], labels[:2], torch.tensor(keys[:2])
+    t = Target.of(stargan, labels, 2)
     with torch.inference_mode():
         clean = t.outputs(x)[0]
 
-    def run(name):
-        d = get_defense(name)
+    def run(name, **kw):
+        d = get_defense(name, **kw)
         xa = d.protect(x, t, keys=keys)
         assert float((xa - x).abs().max()) <= d.eps
         with torch.inference_mode():
@@ -80,7 +80,8 @@ def test_grasp_disrupts_stargan_at_higher_psnr_than_pgd(stargan, celeba_test_bat
         return mse, psnr(xa, x)
 
     mse_g, psnr_g = run("grasp")
-    mse_p, psnr_p = run("pgd")
+    # PGD with 10 of its 30 steps: fewer sign steps leave fewer pixels at ±ε, so its PSNR is if anything higher
+    mse_p, psnr_p = run("pgd", steps=10)
     assert bool((mse_g > 0.05).all()), mse_g  # every face disrupted (PDB's DSR threshold)
-    assert bool((psnr_g > psnr_p + 8).all()), (psnr_g, psnr_p)  # measured: ≈ 45 dB vs ≈ 32.6 dB
+    assert bool((psnr_g > psnr_p + 8).all()), (psnr_g, psnr_p)  # measured: ≈ 45 dB vs ≈ 33 dB
     assert float(psnr_g.min()) > 40
