@@ -6,7 +6,8 @@ import torch
 from skimage.metrics import structural_similarity
 
 from pdbench.defenses import get_defense
-from pdbench.defenses.grasp import UnitSSIMPenalty, cosine, resolve_conflicts
+from pdbench.defenses.grasp import cosine, resolve_conflicts
+from pdbench.defenses.objectives import SSIMPenalty
 from pdbench.errors import InputError
 from pdbench.generators import Target
 from pdbench.metrics.functional import psnr
@@ -45,12 +46,12 @@ def test_ssim_penalty_is_ssim_on_unit_range():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
     xa = (x + 0.1 * torch.randn(1, 3, 32, 32, generator=g)).clamp(-1, 1)
-    ((_, pen),) = UnitSSIMPenalty().terms(xa, x, None, None)
+    ((_, pen),) = SSIMPenalty().terms(xa, x, None, None)
     a, b = [((t[0].permute(1, 2, 0).double().numpy() + 1) / 2) for t in (xa, x)]
     ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0,
                                 channel_axis=-1)
     assert abs(float(1 + pen) - ref) < 1e-5
-    # not pdbench's [-1, 1] SSIM with range 2 (SSIM is not shift-invariant)
+    # not SSIM of the [-1, 1] values with range 2 (SSIM is not shift-invariant)
     ref2 = structural_similarity(a * 2 - 1, b * 2 - 1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                  data_range=2.0, channel_axis=-1)
     assert abs(ref - ref2) > 1e-3

@@ -10,9 +10,10 @@ method's outline) leaves the following open. pdbench's choices, all constructor 
 
 * **Losses** (per image, so each image's gradient is its own): L_MSE is
   :class:`~pdbench.defenses.objectives.OutputDisruption` (mean over the target's edit conditions and
-  pixels); L_SSIM is 1 − Gaussian SSIM (window σ 1.5, K1 0.01, K2 0.03) computed on (x + 1)/2 with data
-  range 1 (SSIM is not shift-invariant, so the [0, 1] images of the paper, not pdbench's [-1, 1]
-  tensors with range 2); L_LF is the MSE between Gaussian low-passed x_adv and x (``lf_sigma`` 2.0,
+  pixels); L_SSIM is 1 − Gaussian SSIM (window σ 1.5, K1 0.01, K2 0.03) of the [0, 1] images, the
+  standard SSIM (:class:`~pdbench.defenses.objectives.SSIMPenalty` through
+  :func:`pdbench.metrics.functional.ssim`; SSIM is not shift-invariant, so not of the [-1, 1] values
+  with range 2); L_LF is the MSE between Gaussian low-passed x_adv and x (``lf_sigma`` 2.0,
   kernel radius round(3σ) = 6, i.e. 13 taps, reflect padding: :func:`pdbench.filters.apply_blur`).
 * **Gradient smoothing**: each of the three gradients is Gaussian-blurred (``grad_sigma`` 1.0, 7 taps)
   and then scaled to unit L2 norm per image, so the loss weights are weights of directions, not of
@@ -43,7 +44,7 @@ import torch
 from ..errors import InputError
 from . import DEFENSES
 from .base import EPS, ObjectiveDefense, Record, per_key_uniform, project_linf
-from .objectives import Objective, OutputDisruption, PerceptualPenalty
+from .objectives import OutputDisruption, PerceptualPenalty, SSIMPenalty
 
 RECORD = Record(
     paper="Towards Imperceptible Adversarial Defense: A Gradient-Driven Shield against Facial Manipulations",
@@ -59,17 +60,6 @@ RECORD = Record(
               "abstract: defense success rate": "100 %"},
     notes="pdbench's choices for every open detail are in the module docstring and the constructor defaults.",
 )
-
-
-class UnitSSIMPenalty(Objective):
-    """−(1 − SSIM((x_adv + 1)/2, (x + 1)/2)) with data range 1: SSIM on [0, 1] images (GRASP's L_SSIM)."""
-
-    key = "ssim01"
-
-    def terms(self, x_adv, x, target, ref):
-        from ..metrics.functional import ssim
-
-        return [(1.0, -(1.0 - ssim((x_adv + 1) / 2, (x + 1) / 2, data_range=1.0)))]
 
 
 def _flat_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -186,7 +176,7 @@ class GRASP(ObjectiveDefense):
                 "grad_sigma": self.grad_sigma, "start": self.start, "project": self.project}
 
     def build_objectives(self) -> list:
-        return [OutputDisruption(1.0), UnitSSIMPenalty(self.w_ssim), PerceptualPenalty(self.w_lf, sigma=self.lf_sigma)]
+        return [OutputDisruption(1.0), SSIMPenalty(self.w_ssim), PerceptualPenalty(self.w_lf, sigma=self.lf_sigma)]
 
     def build_optimiser(self):
         return GradientProjectionAscent(self.alpha, self.steps, self.grad_sigma, self.project, self.start)
