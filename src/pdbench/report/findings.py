@@ -113,33 +113,51 @@ def _finding(kind: str, title: str, sentence: str, enough: bool, **data) -> dict
 
 def _rank_change(meta: dict) -> dict:
     title = "Rankings across generators"
-    rows = meta.get("aggregates", {}).get("rows", [])
+    agg = meta.get("aggregates", {})
     by_g: dict = {}
-    for r in rows:
+    for r in agg.get("rows", []):
         if r.get("avg_rank") is not None:
             by_g.setdefault(r["generator"], {})[r["defense"]] = r["avg_rank"]
+    wb = _cells(meta, "none")
     gens = list(by_g)
     pairs = []
     for i in range(len(gens)):
         for j in range(i + 1, len(gens)):
-            common = [d for d in by_g[gens[i]] if d in by_g[gens[j]]]
-            if len(common) >= 2:
-                tau = kendall_tau([by_g[gens[i]][d] for d in common], [by_g[gens[j]][d] for d in common])
-                pairs.append({"a": gens[i], "b": gens[j], "defenses": common, "tau": tau})
-    pairs = [p for p in pairs if p["tau"] is not None]
+            a, b = gens[i], gens[j]
+            common = [d for d in by_g[a] if d in by_g[b]]
+            if len(common) < 2:
+                continue
+            per_axis = {}  # the same question on each axis's white-box values (AvgRank can tie where axes disagree)
+            for ax in agg.get("axes", []):
+                va = [wb.get((a, d), {}).get(ax) for d in common]
+                vb = [wb.get((b, d), {}).get(ax) for d in common]
+                if None not in va and None not in vb:
+                    per_axis[ax] = kendall_tau(va, vb)
+            pairs.append({"a": a, "b": b, "defenses": common, "per_axis": per_axis,
+                          "tau": kendall_tau([by_g[a][d] for d in common], [by_g[b][d] for d in common])})
+    pairs = [p for p in pairs if p["tau"] is not None or any(t is not None for t in p["per_axis"].values())]
     if not pairs:
         need = (f"≥ 2 generators; this run ranks {len(gens)}" if len(gens) < 2 else
-                "two generators ranking ≥ 2 common defenses with distinct AvgRanks; here the AvgRanks tie")
+                "two generators ranking ≥ 2 common defenses without ties")
         return _finding("rank_change", title, f"Not enough data (needs {need}).", False, pairs=[])
-    mean = sum(p["tau"] for p in pairs) / len(pairs)
-    worst = min(pairs, key=lambda p: p["tau"])
-    verdict = "do not change" if worst["tau"] == 1 else "change" if worst["tau"] < 1 else "stay"
-    detail = "; ".join(f"{p['a']} vs {p['b']}: τ = {p['tau']:.2f} over {len(p['defenses'])} defenses" for p in pairs)
-    s = (f"Defense rankings {verdict} across generators: Kendall τ between the AvgRank orders ({detail}; "
+
+    def text(p):
+        axes = ", ".join(f"{ax.upper()} τ = {_fmt(t, '.2f')}" for ax, t in p["per_axis"].items())
+        head = f"AvgRank τ = {p['tau']:.2f}" if p["tau"] is not None else "AvgRanks tie"
+        return f"{p['a']} vs {p['b']} over {len(p['defenses'])} defenses: {head}" + (f" (per axis: {axes})" if axes else "")
+
+    taus = [p["tau"] for p in pairs if p["tau"] is not None]
+    axis_taus = [t for p in pairs for t in p["per_axis"].values() if t is not None]
+    low = min(taus) if taus else min(axis_taus)
+    verdict = ("do not change" if low == 1 else "change") + " across generators"
+    if not taus:
+        verdict += " on at least one axis" if low < 1 else " on any axis"
+    s = (f"Defense rankings {verdict}: Kendall τ between the per-generator orders ({'; '.join(text(p) for p in pairs)}; "
          f"1 = same order, −1 = reversed)")
-    if len(pairs) > 1:
-        s += f"; mean τ = {mean:.2f}, lowest {worst['tau']:.2f} ({worst['a']} vs {worst['b']})"
-    return _finding("rank_change", title, s + ".", True, pairs=pairs, mean_tau=mean, min_tau=worst["tau"])
+    mean = sum(taus) / len(taus) if taus else None
+    if len(taus) > 1:
+        s += f"; mean AvgRank τ = {mean:.2f}, lowest {min(taus):.2f}"
+    return _finding("rank_change", title, s + ".", True, pairs=pairs, mean_tau=mean, min_tau=min(taus) if taus else None)
 
 
 def _tradeoff(meta: dict) -> dict:
@@ -251,15 +269,19 @@ def measure_purification(meta: dict, n: int = PSNR_IMAGES) -> tuple[dict, str | 
         cfg = meta.get("config", {})
         sweeps = list(dict.fromkeys(c["sweep"] for c in meta.get("aggregates", {}).get("sweeps", [])))
         out: dict = {}
+        seen: dict = {}  # (resolution, crop) -> PSNRs: generators that see the photos alike share them
         for gspec in cfg.get("generators", []):
             gspec = {"name": gspec} if isinstance(gspec, str) else gspec
             g = spec_label(gspec)
             gi = meta.get("generators", {}).get(g)
             if not gi or not sweeps:
                 continue
-            folder = open_dataset(cfg["dataset"], gi["resolution"], getattr(GENERATORS.get(gspec["name"]), "crop", 1.0))
-            x = folder.load(select_images(folder, cfg["dataset"])[:n])
-            out[g] = {s: {p.probe: float(psnr(p(x), x).mean()) for p in probes(s)} for s in sweeps}
+            view = (gi["resolution"], getattr(GENERATORS.get(gspec["name"]), "crop", 1.0))
+            if view not in seen:
+                folder = open_dataset(cfg["dataset"], *view)
+                x = folder.load(select_images(folder, cfg["dataset"])[:n])
+                seen[view] = {s: {p.probe: float(psnr(p(x), x).mean()) for p in probes(s)} for s in sweeps}
+            out[g] = seen[view]
         return out, None
     except (PdbenchError, OSError, KeyError, ImportError) as e:
         return {}, f"{type(e).__name__}: {e}".splitlines()[0]
@@ -296,13 +318,20 @@ def _break_even(meta: dict, cost: dict) -> list[dict]:
 def compute(meta: dict, measure: bool = True) -> dict:
     """All findings of a run (results.json's ``meta``) as JSON-ready data.
 
-    ``measure``: open the run's dataset to measure what each sweep's purification costs (PSNR); with
-    False, or when the photos cannot be opened, the cost is reported missing with the reason.
+    ``measure``: open the run's dataset to measure what each sweep's purification costs (PSNR), unless
+    ``meta["findings"]`` (results.json) already holds those values; with False, or when the photos cannot
+    be opened, the cost is reported missing with the reason.
     """
     agg = meta.get("aggregates", {})
-    cost, why = measure_purification(meta) if measure and agg.get("sweeps") else ({}, None)
-    if not measure:
-        why = "not measured (findings computed with measure=False)"
+    cost, why = {}, None
+    if agg.get("sweeps"):
+        stored = (meta.get("findings") or {}).get("purification_psnr") or {}
+        if all(c["sweep"] in stored.get(c["generator"], {}) for c in agg["sweeps"]):
+            cost = stored  # measured when the run's findings were first computed (results.json keeps them)
+        elif measure:
+            cost, why = measure_purification(meta)
+        else:
+            why = "not measured (findings computed with measure=False)"
     items = [_rank_change(meta), _tradeoff(meta), _transfer(meta), _metric_agreement(meta), _strongest_least_robust(meta)]
     return {"axes": agg.get("axes", [a for a in AXES if any(a in e for e in meta.get("summary", []))]),
             "success_mse": MSE_SUCCESS, "items": items, "break_even": _break_even(meta, cost),
