@@ -336,7 +336,7 @@ def compute(meta: dict, measure: bool = True) -> dict:
     return {"axes": agg.get("axes", [a for a in AXES if any(a in e for e in meta.get("summary", []))]),
             "success_mse": MSE_SUCCESS, "items": items, "break_even": _break_even(meta, cost),
             "purification_psnr": cost, "purification_note": why,
-            "purification_method": f"mean PSNR(T(x), x) over the first {PSNR_IMAGES} clean photos of the run"}
+            "purification_method": f"mean PSNR(T(x), x) over the run's clean photos (at most {PSNR_IMAGES})"}
 
 
 def findings_markdown(meta: dict, found: dict | None = None) -> str:
@@ -355,7 +355,7 @@ def findings_markdown(meta: dict, found: dict | None = None) -> str:
         lines += ["| generator | defense | sweep | break-even | MSE there | PSNR of purified (dB) |", "|---|---|---|---|---|---|"]
         for b in f["break_even"]:
             at = severity_text(b["param"], b["severity"]) if b["status"] == "breaks" else \
-                "unprocessed" if b["status"] == "unprocessed" else "none (holds)"
+                "already below unprocessed" if b["status"] == "unprocessed" else "never (holds at the strongest)"
             lines.append(f"| {b['generator']} | {b['defense']} | {b['sweep']} | {at} | {_fmt(b['mse'])} | "
                          f"{_fmt(b['psnr'], '.1f')} |")
     return "\n".join(lines) + "\n"
