@@ -121,6 +121,19 @@ def test_findings_say_what_is_missing(meta):
     assert "Not enough data (needs a severity sweep" in F.findings_markdown(one)
 
 
+def test_transfer_finding_and_te_column(meta, run_dir):
+    te = {"axes": ["mse", "cidr"], "rows": [
+        {"defense": "pgd(steps=5)", "source": "stargan", "te": 0.2, "targets": ["attgan"]},
+        {"defense": "fgsm", "source": "stargan", "te": 0.6, "targets": ["attgan"]},
+        {"defense": "pgd(steps=5)", "source": "attgan", "te": 0.4, "targets": ["stargan"]}]}
+    with_te = {**meta, "aggregates": {**meta["aggregates"], "te": te}}
+    item = next(it for it in F.compute(with_te, measure=False)["items"] if it["kind"] == "transfer")
+    assert item["enough"] and item["data"]["share_below"] == pytest.approx(2 / 3)
+    assert item["sentence"].startswith("2 of 3 R_TE values (67%) are below 0.5")
+    html = render_html(with_te, run_dir)
+    assert 'data-v="0.2">0.200</td>' in html and 'data-v="0.4">0.400</td>' in html  # TE beside ROB
+
+
 @pytest.mark.assets
 def test_purification_cost_measured_on_the_photos(meta, celeba_dir):
     one = {**meta, "config": {**meta["config"], "generators": [{"name": "stargan"}]}}
