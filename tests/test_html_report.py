@@ -194,7 +194,8 @@ def test_page_in_headless_chromium(run_dir, tmp_path):
     from PIL import Image
 
     exe = _chromium()
-    page = write_html_report(run_dir).resolve().as_uri()
+    dest = write_html_report(run_dir).resolve()
+    page = dest.as_uri()
     flags = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
              f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
 
@@ -213,6 +214,16 @@ def test_page_in_headless_chromium(run_dir, tmp_path):
     overall = re.search(r'<table class="sortable leaderboard" id="lb-overall".*?</table>', html, re.S).group(0)
     assert len(re.findall(r"<tr>", overall)) == 1 + 2  # header + pgd and fgsm
     assert "pgd(steps=5)" in overall and "fgsm" in overall
+    # a click on a header sorts the rows: stargan's board by MSE, ascending then descending
+    clicks = tmp_path / "clicks.html"
+    clicks.write_text(dest.read_text().replace("</body>", """<script>
+var t = document.getElementById("lb-0"), th = t.tHead.rows[0].cells[3], order = [];
+function names() { return [].map.call(t.tBodies[0].rows, function (r) { return r.cells[1].textContent; }).join("|"); }
+th.click(); order.push(names()); th.click(); order.push(names());
+document.body.setAttribute("data-sorted", th.textContent + ": " + order.join(" / "));
+</script></body>"""))
+    dom, messages = console(clicks.as_uri())
+    assert messages == [] and 'data-sorted="MSE ↑: fgsm|pgd(steps=5) / pgd(steps=5)|fgsm"' in dom
     shot = tmp_path / "shot.png"
     run = subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1280,2000", "--hide-scrollbars", page],
                          capture_output=True, text=True, timeout=120)
