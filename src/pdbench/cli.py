@@ -69,7 +69,7 @@ def _run_config(cfg, progress: bool) -> int:
     meta = json.loads(Path(stats["json"]).read_text())
     print(compact_table(meta))
     print(f"\n{stats['computed']} cell(s) computed, {stats['reused']} reused; tidy results: {stats['results']}; "
-          f"full table: {stats['summary']}")
+          f"full table and findings: {stats['summary']}; report: {stats['report']}")
     return 0
 
 
@@ -82,6 +82,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.device:
         cfg.device = args.device
     return _run_config(cfg, not args.no_progress)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report.html import write_html_report
+
+    dest = write_html_report(args.run_dir, args.out)
+    print(f"wrote {dest} (open it in a browser; it needs no network)")
+    return 0
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -231,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="auto (CUDA when available), cpu, cuda, cuda:1, ... (default: the config's)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     r.set_defaults(func=_run)
+
+    rp = sub.add_parser("report", help="(re)write a run's self-contained HTML report from its results.json", formatter_class=fmt,
+                        description="Render RUN_DIR/results.json (and the image grids it names) into one HTML file that "
+                                    "opens without a network: leaderboards, findings, plots, image grids, timing.")
+    rp.add_argument("run_dir", help="results folder of `pdbench run` (holds results.json)")
+    rp.add_argument("-o", "--out", default=None, help="output HTML file (default: RUN_DIR/report.html)")
+    rp.set_defaults(func=_report)
 
     from .data.folder import MAX_PIXELS
     from .defenses import EPS, STEPS

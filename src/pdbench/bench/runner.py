@@ -414,6 +414,8 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
 
 def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device) -> dict:
     """Write the tidy table, the metadata with per-cell means and the Markdown summary (atomically)."""
+    from ..report.findings import compute as compute_findings, findings_markdown
+    from ..report.html import write_html_report
     from ..report.markdown import summary_table
     from ..report.pdb import pdb_aggregates
     from ..metrics import METRICS
@@ -435,9 +437,12 @@ def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device) -> 
     write_text(out / "results.csv", buf.getvalue())
     meta["summary"] = summarise(rows, cfg.metrics)
     meta["aggregates"] = pdb_aggregates(meta["summary"])
+    meta["findings"] = compute_findings(meta)  # before results.json: it keeps the purification costs it measured
     write_text(out / "results.json", json.dumps(meta, indent=1, default=str))
-    write_text(out / "summary.md", summary_table(meta, cfg.metrics))
-    return {"results": str(out / "results.csv"), "summary": str(out / "summary.md"), "json": str(out / "results.json")}
+    write_text(out / "summary.md", summary_table(meta, cfg.metrics) + "\n" + findings_markdown(meta, meta["findings"]))
+    html = write_html_report(out)
+    return {"results": str(out / "results.csv"), "summary": str(out / "summary.md"), "json": str(out / "results.json"),
+            "report": str(html)}
 
 
 @torch.inference_mode()
