@@ -44,7 +44,7 @@ def evaluate(G, dname: str, x: torch.Tensor, labels, keys: list[int], batch: int
             out_c, out_a = t.outputs(xs)[0].clamp(-1, 1), t.outputs(xa)[0].clamp(-1, 1)
         mse.append((out_a - out_c).pow(2).mean(dim=(0, 2, 3, 4)))
         ps.append(psnr(xa, xs))
-        ss.append(ssim((xa + 1) / 2, (xs + 1) / 2, data_range=1.0))
+        ss.append(ssim(xa, xs))  # the standard SSIM (of the 8-bit / [0, 1] images)
     mse, ps, ss = torch.cat(mse), torch.cat(ps), torch.cat(ss)
     return {"defense": dname, "generator": G.name, "n": len(keys), "dsr": float((mse > THRESHOLD).float().mean()),
             "mse": float(mse.mean()), "mse_min": float(mse.min()), "psnr": float(ps.mean()), "psnr_min": float(ps.min()),

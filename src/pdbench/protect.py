@@ -152,7 +152,7 @@ def full_res_change(a: np.ndarray, b: np.ndarray, rows: int = 512) -> dict:
         while y + win - 1 < h:
             y1 = min(h, y + rows + win - 1)
             n = y1 - y - (win - 1)
-            total += float(ssim(_unit(a[y:y1]), _unit(b[y:y1]), data_range=1.0, low=0.0)[0]) * n
+            total += float(ssim(_unit(a[y:y1]), _unit(b[y:y1]), data_range=1.0)[0]) * n
             count += n
             y += rows
         out["ssim"] = total / count

@@ -52,17 +52,20 @@ def _gaussian_window(sigma: float, truncate: float, device) -> torch.Tensor:
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = DATA_RANGE, sigma: float = 1.5,
-         low: float = -1.0) -> torch.Tensor:
+         low: float | None = None) -> torch.Tensor:
     """Per-image SSIM averaged over channels (Wang et al. 2004: Gaussian window σ = 1.5, K1 0.01, K2 0.03).
 
     SSIM is not shift-invariant (its luminance term compares means), so it is computed on the images
-    shifted to start at 0 (``low`` is the bottom of their range: -1 for the [-1, 1] convention, 0 for
-    [0, 1]): the standard SSIM of the 8-bit images. It equals
+    shifted to start at 0 (``low`` is the bottom of their range; by default -1 for the [-1, 1]
+    convention, ``data_range`` 2, and 0 otherwise, e.g. [0, 1] with ``data_range`` 1): the standard SSIM
+    of the 8-bit images. It equals
     ``skimage.metrics.structural_similarity(u8_a, u8_b, gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=255, channel_axis=-1)``; statistics are computed only
     where the 11-tap window fits inside the image, as scikit-image's border crop does.
     """
     check_pair(a, b, "ssim", data_range)
+    if low is None:
+        low = -1.0 if data_range == DATA_RANGE else 0.0
     a, b = a.double() - low, b.double() - low
     n, c = a.shape[:2]
     k = _gaussian_window(sigma, 3.5, a.device)
