@@ -34,6 +34,12 @@ def test_official_style_checkpoint_loads_strictly(tmp_path):
     torch.save(sd, tmp_path / "bad.ckpt")
     with pytest.raises(RuntimeError, match="Missing key"):  # strict: nothing may be missing
         StarGAN.from_assets(checkpoint=str(tmp_path / "bad.ckpt"), resolution=128)
+    from pdbench.generators import get_generator
+
+    with pytest.raises(AssetCorruptError) as e:  # through get_generator (run, protect, Python): one line
+        get_generator("stargan", checkpoint=str(tmp_path / "bad.ckpt"), resolution=128)
+    msg = str(e.value)
+    assert "\n" not in msg and "does not fit this architecture" in msg and "1 missing (main.1.running_mean)" in msg
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.ckpt")
     with pytest.raises(AssetCorruptError, match="not a StarGAN generator"):
         StarGAN.from_assets(checkpoint=str(tmp_path / "other.ckpt"))
