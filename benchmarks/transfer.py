@@ -29,7 +29,7 @@ from pdbench.data.folder import _load_image, preprocess
 from pdbench.defenses import get_defense
 from pdbench.generators import Target, get_generator
 from pdbench.io import write_text
-from pdbench.protect import publish
+from pdbench.publish import publish_upsampled as publish
 from pdbench.tensors import from_uint8
 
 GENERATORS = ("stargan", "attgan")

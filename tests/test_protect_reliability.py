@@ -104,7 +104,7 @@ def test_bad_device_is_one_line(tmp_path, capsys):
     src = _photo(tmp_path / "a.png")
     for mode_args in ([str(src), "-o", str(tmp_path / "o.png")], [str(tmp_path), "-o", str(tmp_path.parent / "o_dir")]):
         assert main(["protect", *mode_args, "--device", "foo", "--no-progress"]) == 2
-        assert "--device foo: not a device" in _one_line(capsys)
+        assert "device 'foo' is not a device; use auto, cpu, cuda or cuda:N" in _one_line(capsys)
     assert not (tmp_path / "o.png").exists()
 
 

@@ -47,7 +47,6 @@ from .generators import Target, get_generator
 from .io import atomic_path, check_writable, clean_stale_parts, write_json
 from .metrics.functional import ssim
 from .publish import check_mode, grey_levels, protect_images
-from .publish import publish_upsampled as publish  # noqa: F401  (model-input mode; benchmarks/transfer.py uses it)
 from .tensors import from_uint8, resolve_device
 
 LOSSLESS = {".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -57,17 +56,10 @@ MANIFEST = "pdbench-protect.json"
 FACE_CHECK_PX = 128  # the generator's crop is checked for a face at this size (cheap, and finds CelebA faces)
 
 
-def _device(device: str | None) -> torch.device:
-    try:
-        return resolve_device(device)
-    except RuntimeError as e:  # torch's own message lists every backend on several lines
-        raise InputError(f"--device {device}: not a device; use auto, cpu, cuda or cuda:N") from e
-
-
 def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | None, steps: int | None,
            device: str | None = None):
     gkw = {"checkpoint": checkpoint} if checkpoint else {}
-    G = get_generator(generator, device=_device(device), **gkw)
+    G = get_generator(generator, device=resolve_device(device), **gkw)
     kw = {k: v for k, v in {"eps": eps, "steps": steps}.items() if v is not None}
     return G, get_defense(defense, **kw)
 
@@ -236,7 +228,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
                          "it would be overwritten; choose another -o")
     check_mode(mode)
     if models is None:
-        _device(device)  # a bad --device is one line before anything is read
+        resolve_device(device)  # a bad --device is one line before anything is read
     check_writable(dst.parent if str(dst.parent) else Path("."), "output folder")
     clean_stale_parts(dst.parent, recursive=False, name=dst.name)
     pic = load_photo(src, max_pixels)
@@ -342,7 +334,7 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
         raise InputError(f"--max-pixels must be at least 1, got {max_pixels}")
     check_mode(mode)
     if models is None:
-        _device(device)
+        resolve_device(device)
     check_writable(dst)
     G, d = models if models is not None else _setup(generator, checkpoint, defense, eps, steps, device)
     dev = next(G.parameters()).device
