@@ -25,7 +25,6 @@ random start is keyed by its file name, so the result does not depend on the bat
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -42,6 +41,7 @@ from PIL import Image
 from . import __version__
 from .data.folder import MAX_PIXELS, FaceFolder, Photo, crop_box, load_photo, preprocess
 from .defenses import get_defense
+from .defenses.base import takes_progress
 from .errors import InputError, PdbenchError
 from .generators import Target, get_generator
 from .io import atomic_path, check_writable, clean_stale_parts, write_json
@@ -64,11 +64,6 @@ def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | No
     return G, get_defense(defense, **kw)
 
 
-def step_progress(d) -> bool:
-    """Whether ``d.protect`` takes a per-step ``progress(step, total)`` callback."""
-    return "progress" in inspect.signature(d.protect).parameters
-
-
 def _protect_batch(imgs: list[Image.Image], G, d, keys: torch.Tensor | None,
                    progress: Callable[[int, int], None] | None = None, mode: str = "native"):
     """Protect 8-bit RGB photos in one batch (:func:`pdbench.publish.protect_images`): (published uint8 HWC
@@ -76,7 +71,7 @@ def _protect_batch(imgs: list[Image.Image], G, d, keys: torch.Tensor | None,
     dev = next(G.parameters()).device
     x = from_uint8(np.stack([preprocess(im, G.resolution, G.crop) for im in imgs])).to(dev)
     target = Target.of(G, None, len(imgs))
-    kw = {"progress": progress} if progress is not None and step_progress(d) else {}
+    kw = {"progress": progress} if progress is not None and takes_progress(d) else {}
     done = protect_images(d, target, imgs, keys=keys, mode=mode, **kw)
     return done.published, x, done.model_input_mse
 
@@ -249,7 +244,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     elif not found[0]:
         warn.append(f"warning: no face found (RetinaFace) in the square the generator sees: {NO_FACE}")
 
-    bar = _bar(progress and step_progress(d) and d.steps > 0, d.steps, f"{defense} vs {generator}", "step")
+    bar = _bar(progress and takes_progress(d) and d.steps > 0, d.steps, f"{defense} vs {generator}", "step")
     published, x, pre = _protect_batch([img], G, d, None, progress=lambda s, t: bar.update(1), mode=mode)
     bar.close()
     kept = save_photo(published[0], dst, pic)
@@ -392,7 +387,7 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
     changes: list[dict] = []
     mse_sum, n_done, left_out = 0.0, 0, []
     batches = [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
-    per_step = step_progress(d) and d.steps > 0
+    per_step = takes_progress(d) and d.steps > 0
     _announce(progress and bool(todo), len(todo), defense, d, generator, G)
     bar = _bar(progress, len(batches) * d.steps if per_step else len(todo), f"{defense} vs {generator}",
                "step" if per_step else "photo")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import inspect
 import io
 import json
 import os
@@ -43,6 +42,7 @@ from ..assets import ASSETS, asset_dir, resolve, sha256_file, verify_files
 from ..data import FaceFolder
 from ..data.folder import _load_image, preprocess
 from ..defenses import get_defense
+from ..defenses.base import takes_progress
 from ..errors import AssetCorruptError, InputError, PdbenchError
 from ..generators import Target, get_generator
 from ..io import torch_save, write_text
@@ -324,7 +324,7 @@ def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
         else:
             defense = get_defense(cell.defense["name"], **cell.defense_kwargs)
             kw = {}
-            if progress is not None and "progress" in inspect.signature(defense.protect).parameters:
+            if progress is not None and takes_progress(defense):
                 kw["progress"] = lambda step, total: progress(f"step {step}/{total}")
             t0 = time.perf_counter()
             x_adv = defense.protect(x, target, keys=torch.tensor(cell.indices), **kw)

@@ -163,16 +163,10 @@ class Defense:
         return keys
 
 
-def disruption_loss(outputs: list[torch.Tensor], clean: list[torch.Tensor], target: Target) -> torch.Tensor:
-    """Σ over images of the weighted mean (over members, conditions, pixels) squared distance to the clean outputs.
-
-    Summing over images keeps each image's gradient independent of the others in the batch.
-    """
-    total = 0.0
-    for out, ref, m in zip(outputs, clean, target.members):
-        per_image = (out - ref).pow(2).mean(dim=(0, 2, 3, 4))  # (N,)
-        total = total + m.weight * per_image.sum()
-    return total
+def takes_progress(defense) -> bool:
+    """Whether ``defense.protect`` takes a per-step ``progress(step, total)`` callback (every defense of
+    this package does; a user's older plug-in may not)."""
+    return "progress" in inspect.signature(defense.protect).parameters
 
 
 class ObjectiveDefense(Defense):
