@@ -483,10 +483,10 @@ class Generator(nn.Module):
             xs = self.to_model_range(xs)
             if "reference" in rows:
                 rows["reference"] = self.to_model_range(rows["reference"])
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise InputError(f"{self.name}: seed must be a non-negative integer, got {seed!r}")
         if self.stochastic:
-            rows["seeds"] = row_seeds(cond.seed if seed is None else seed, k, n)
-        elif seed is not None and not isinstance(seed, numbers.Integral):
-            raise InputError(f"{self.name}: seed must be an integer, got {seed!r}")
+            rows["seeds"] = row_seeds(seed if seed is not None else (cond.seed or 0), k, n)
         total = k * n
         size = int(chunk or self.chunk_size or total)
         if size < 1:
