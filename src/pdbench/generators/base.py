@@ -330,6 +330,9 @@ def preprocessing_record(name: str) -> Preprocessing:
 
 
 class Generator(nn.Module):
+    """Base class of every generator (contract v2, see the module docstring): an architecture implements
+    :meth:`edit` (and :meth:`conditions`), the base provides :meth:`generate`."""
+
     name: str = "?"
     resolution: int = 0
     condition_names: tuple[str, ...] = ()
@@ -382,7 +385,7 @@ class Generator(nn.Module):
 
     # -- hooks an architecture may have --------------------------------------------------------------
     def _missing(self, hook: str, use: str):
-        return Unsupported(f"{self.name}: has no {hook}() hook ({', '.join(sorted(self.capabilities)) or 'no hooks'}); {use}")
+        return Unsupported(f"{self.name}: has no {hook}() hook (it has: {', '.join(sorted(self.capabilities))}); {use}")
 
     def encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """The generator's latent (bottleneck feature map) of x under condition c: what latent-level
