@@ -35,7 +35,7 @@ from PIL import Image
 from .data.folder import crop_box, preprocess
 from .errors import InputError
 from .filters import resize_bilinear
-from .generators.base import Generator, Target, TargetMember
+from .generators.base import Generator, Preprocessing, Target, TargetMember
 from .tensors import from_uint8
 
 MODES = ("native", "model-input")
@@ -54,7 +54,7 @@ def check_mode(mode: str) -> str:
 
 class PhotoGenerator(Generator):
     """``inner`` as it reads a photo of ``size`` = (height, width): its input is the whole photo in
-    [-1, 1], NCHW; it takes the centre square of ``inner.crop`` × the short side and resizes it to
+    [-1, 1], NCHW; it takes the centre square of ``inner.preprocessing.crop`` × the short side and resizes it to
     ``inner.resolution`` as Pillow's bilinear does, then generates. Differentiable end to end.
 
     ``per_image`` (default) runs the generator on one photo's K edits at a time: convolutions batched
@@ -70,8 +70,13 @@ class PhotoGenerator(Generator):
         self.inner, self.per_image = inner, per_image
         self.size = (int(size[0]), int(size[1]))
         self.name, self.kind, self.condition_names = inner.name, inner.kind, inner.condition_names
-        self.resolution, self.crop = max(self.size), 1.0  # what it reads: the whole photo
-        left, top, right, bottom = crop_box((self.size[1], self.size[0]), inner.crop)
+        self.inputs, self.stochastic = inner.inputs, inner.stochastic
+        self.resolution = max(self.size)
+        inner_pre = inner.preprocessing
+        # what it reads: the whole photo; the inner record (crop, range) is applied inside
+        self.preprocessing = Preprocessing(self.resolution, 1.0, inner_pre.alignment,
+                                           source=f"the whole photo, then {inner.name}'s record inside")
+        left, top, right, bottom = crop_box((self.size[1], self.size[0]), inner_pre.crop)
         self.box = (left, top, right, bottom)
 
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,15 +95,16 @@ class PhotoGenerator(Generator):
         m[top:bottom, left:right] = True
         return m
 
-    def generate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.inner.generate(self.model_input(x), c)
+    def generate(self, x: torch.Tensor, cond, seed: int | None = None, chunk: int | None = None) -> torch.Tensor:
+        return self.inner.generate(self.model_input(x), cond, seed=seed, chunk=chunk)
 
-    def generate_many(self, x: torch.Tensor, cs: torch.Tensor) -> torch.Tensor:
+    def generate_many(self, x: torch.Tensor, cs, seed: int | None = None, chunk: int | None = None) -> torch.Tensor:
         xm = self.model_input(x)  # resize N photos once, not K × N
         if not self.per_image:
-            return self.inner.generate_many(xm, cs)
+            return self.inner.generate_many(xm, cs, seed=seed, chunk=chunk)
         # one photo's K edits per forward: the result cannot depend on the batch the photo is in
-        return torch.cat([self.inner.generate_many(xm[i:i + 1], cs[:, i:i + 1]) for i in range(xm.shape[0])], dim=1)
+        return torch.cat([self.inner.generate_many(xm[i:i + 1], cs[:, i:i + 1], seed=seed, chunk=chunk)
+                          for i in range(xm.shape[0])], dim=1)
 
     def conditions(self, labels, n):
         return self.inner.conditions(labels, n)
@@ -187,7 +193,7 @@ def protect_images(defense, target: Target, imgs: list[Image.Image], keys: torch
     published: list[np.ndarray | None] = [None] * n
     pre = torch.zeros(n)
     if mode == "model-input":
-        specs = {(m.generator.resolution, m.generator.crop) for m in target.members}
+        specs = {(m.generator.preprocessing.size, m.generator.preprocessing.crop) for m in target.members}
         if len(specs) != 1:
             raise InputError("model-input mode protects one model input, but the target's generators read the photo "
                              f"differently ({sorted(specs)}); use --mode native")
@@ -232,8 +238,9 @@ def published_disruption(target: Target, imgs: list[Image.Image], published: lis
     with torch.inference_mode():
         for m in target.members:
             G = m.generator
-            x = from_uint8(np.stack([preprocess(im, G.resolution, G.crop) for im in imgs])).to(dev)
-            xp = from_uint8(np.stack([preprocess(im, G.resolution, G.crop) for im in pubs])).to(dev)
+            pre = G.preprocessing
+            x = from_uint8(np.stack([pre.apply(im) for im in imgs])).to(dev)
+            xp = from_uint8(np.stack([pre.apply(im) for im in pubs])).to(dev)
             cs = m.conditions.to(dev)
             refs.append(G.generate_many(x, cs))
             outs.append(G.generate_many(xp, cs))

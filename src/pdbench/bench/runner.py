@@ -158,7 +158,8 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
     mkey = metric_weights_key()
     for gspec in cfg.generators:
         G = _generator(gspec, str(device))
-        folder = open_dataset(cfg.dataset, G.resolution, G.crop)
+        pre = G.preprocessing  # these weights' record: crop, size, ...
+        folder = open_dataset(cfg.dataset, pre.size, pre.crop)
         idx = select_images(folder, cfg.dataset)
         files = [folder.files[i] for i in idx]
         if "asset" in cfg.dataset:
@@ -182,7 +183,7 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
                     defense_kwargs=_defense_kwargs(dspec, cfg.seed), settings=list(settings),
                     metrics=[dict(m) for m in cfg.metric_specs], batch=b, n_batches=len(starts),
                     files=[str(p) for p in files[sl]], sha256=hashes[sl], names=names[sl], indices=list(idx[sl]),
-                    labels=None if labels is None else labels[sl].tolist(), resolution=G.resolution, crop=G.crop,
+                    labels=None if labels is None else labels[sl].tolist(), resolution=pre.size, crop=pre.crop,
                     device=str(device), cache=str(cache), metrics_key=mkey))
     return plan
 

@@ -1,10 +1,12 @@
-"""Deepfake generators. ``get_generator(name)`` builds one by registered name; see ``base.Generator``."""
+"""Deepfake generators. ``get_generator(name)`` builds one by registered name; see ``base.Generator``
+(contract v2: ``generate(x, Condition, seed)``) and ``base.PREPROCESSING`` (each weights' preprocessing)."""
 
 from ..registry import Registry
 
 GENERATORS: Registry = Registry("generator", __name__)
 
-from .base import Generator, Target, TargetMember  # noqa: E402
+from .base import (PREPROCESSING, Condition, Generator, Preprocessing, Target, TargetMember,  # noqa: E402
+                   Unsupported, preprocessing_record, register_preprocessing)
 
 
 def get_generator(name: str, **kwargs) -> Generator:
@@ -18,4 +20,5 @@ def get_generator(name: str, **kwargs) -> Generator:
         raise strict_load_error(e, kwargs.get("checkpoint") or name) from None
 
 
-__all__ = ["GENERATORS", "Generator", "Target", "TargetMember", "get_generator"]
+__all__ = ["GENERATORS", "PREPROCESSING", "Condition", "Generator", "Preprocessing", "Target", "TargetMember",
+           "Unsupported", "get_generator", "preprocessing_record", "register_preprocessing"]

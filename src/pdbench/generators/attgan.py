@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import AssetCorruptError, InputError
 from ..tensors import check_images
 from . import GENERATORS
-from .base import Generator, checkpoint_state, float_state
+from .base import Generator, Preprocessing, checkpoint_state, float_state, register_preprocessing
 
 ATTRS = ("Bald", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Bushy_Eyebrows", "Eyeglasses",
          "Male", "Mouth_Slightly_Open", "Mustache", "No_Beard", "Pale_Skin", "Young")
@@ -33,6 +33,12 @@ MAX_DIM = 1024
 THRES_INT = 0.5
 TEST_INT = 1.0
 CROP = 170 / 178  # official CelebA preprocessing: CenterCrop(170) of the 178-px-wide aligned image
+
+OFFICIAL = "elvisyjlin/AttGAN-PyTorch data.py: CenterCrop(170), Resize(img_size), Normalize(0.5, 0.5)"
+register_preprocessing(Preprocessing(crop=CROP, alignment="celeba", source=OFFICIAL), "attgan")
+register_preprocessing(Preprocessing(128, CROP, "celeba", source=OFFICIAL), "attgan-celeba-128-official")
+register_preprocessing(Preprocessing(64, CROP, "celeba", source="pdbench train attgan (the official crop)"),
+                       "attgan-celeba-64-pdbench")
 
 
 ACTS = {"lrelu": lambda: nn.LeakyReLU(0.01), "relu": nn.ReLU, "tanh": nn.Tanh, "none": nn.Identity}
@@ -197,7 +203,6 @@ class AttGAN(Generator):
 
     attributes = ATTRS
     condition_names = tuple(f"flip_{a}" for a in ATTRS)
-    crop = CROP
 
     def __init__(self, resolution: int = 128, **arch):
         super().__init__()
@@ -207,12 +212,14 @@ class AttGAN(Generator):
 
     @classmethod
     def from_assets(cls, checkpoint: str | None = None, asset: str = "attgan-celeba-64-pdbench",
-                    resolution: int | None = None, device: str | torch.device = "cpu") -> "AttGAN":
+                    resolution: int | None = None, device: str | torch.device = "cpu",
+                    preprocessing: str | None = None) -> "AttGAN":
         """An official or user checkpoint (``weights.*.pth`` holding 'G', or a plain state dict), or an asset.
 
         The default is pdbench's own 64 px AttGAN, shipped in the package
         (docs/model-cards/attgan-celeba-64-pdbench.md); ``asset="attgan-celeba-128-official"`` asks for
-        the authors' checkpoint in the asset directory.
+        the authors' checkpoint in the asset directory. ``preprocessing``: the registered weights whose
+        preprocessing record a checkpoint path follows (default: the asset's, or AttGAN's official one).
         """
         state, path, meta = checkpoint_state(checkpoint, asset)
         if "G" in state and isinstance(state["G"], dict):
@@ -224,6 +231,7 @@ class AttGAN(Generator):
             raise AssetCorruptError(f"{path}: {e}") from None
         model = cls(resolution or int(meta.get("resolution", 128)), **arch)
         model.net.load_state_dict(float_state(state), strict=True)
+        model._use_weights(asset if checkpoint is None else str(checkpoint), preprocessing)
         return model.to(device).eval().requires_grad_(False)
 
     def train(self, mode: bool = True) -> "AttGAN":
@@ -249,9 +257,12 @@ class AttGAN(Generator):
             raise InputError(f"attgan: expects {self.resolution}x{self.resolution} images, got {x.shape[-2]}x{x.shape[-1]}; "
                              "resize with pdbench.data (or load a checkpoint for that resolution)")
 
-    def generate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def edit(self, x: torch.Tensor, attrs: torch.Tensor | None, **inputs) -> torch.Tensor:
+        """One forward: images (B, 3, H, W) with the scaled attributes (B, 13) at the bottleneck."""
         self._check(x)
-        return self.net(x, c)
+        if attrs is None:
+            raise InputError("attgan: needs attrs (the scaled attributes of conditions())")
+        return self.net(x, attrs)
 
     conditional_encoder = False  # the attributes enter only at the bottleneck (and the injection layer)
 
@@ -271,3 +282,8 @@ class AttGAN(Generator):
         if c is None:
             raise InputError("attgan: decode needs the scaled attributes c")
         return self.net.decode(list(h), c)
+
+    def features(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every encoder layer's output (``enc1`` … ``encN``, the last = :meth:`encode`); c is not used."""
+        self._check(x)
+        return {f"enc{i + 1}": z for i, z in enumerate(self.net.encode(x))}

@@ -16,10 +16,19 @@ from torch import nn
 from ..errors import AssetCorruptError, InputError
 from ..tensors import check_images
 from . import GENERATORS
-from .base import Generator, checkpoint_state, float_state
+from .base import Generator, Preprocessing, checkpoint_state, float_state, register_preprocessing
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 HAIR = 3  # the first three attributes are one-hot hair colours
+
+# The official data loader (yunjey/stargan data_loader.py): CenterCrop(178) of CelebA's aligned 178×218
+# images, Resize(image_size), Normalize(0.5, 0.5) into [-1, 1]; pdbench trains its weights the same way.
+OFFICIAL = "yunjey/stargan data_loader.py: CenterCrop(178), Resize(image_size), Normalize(0.5, 0.5)"
+register_preprocessing(Preprocessing(crop=1.0, alignment="celeba", source=OFFICIAL), "stargan")
+register_preprocessing(Preprocessing(128, 1.0, "celeba", source=OFFICIAL), "stargan-celeba-128-official")
+register_preprocessing(Preprocessing(256, 1.0, "celeba", source=OFFICIAL), "stargan-celeba-256-official")
+register_preprocessing(Preprocessing(64, 1.0, "celeba", source="pdbench train stargan (the official loader's crop)"),
+                       "stargan-celeba-64-pdbench")
 
 
 class InstanceNorm(nn.InstanceNorm2d):
@@ -116,8 +125,12 @@ class StarGAN(Generator):
     # -- loading -----------------------------------------------------------------------------
     @classmethod
     def from_assets(cls, checkpoint: str | None = None, asset: str = "stargan-celeba-64-pdbench",
-                    resolution: int | None = None, device: str | torch.device = "cpu") -> "StarGAN":
-        """Load pdbench's own weights (default) or an official/user checkpoint path (strict)."""
+                    resolution: int | None = None, device: str | torch.device = "cpu",
+                    preprocessing: str | None = None) -> "StarGAN":
+        """Load pdbench's own weights (default) or an official/user checkpoint path (strict).
+
+        ``preprocessing``: the registered weights whose preprocessing record a checkpoint path follows
+        (default: the asset's own record, or StarGAN's official one for a path)."""
         state, path, meta = checkpoint_state(checkpoint, asset)
         if "main.0.weight" not in state:
             raise AssetCorruptError(f"{path} is not a StarGAN generator state dict (no 'main.0.weight')")
@@ -126,6 +139,7 @@ class StarGAN(Generator):
         repeat = len({k.split(".")[1] for k in state if k.startswith("main.") and ".main." in k})
         model = cls(resolution or int(meta.get("resolution", 128)), conv_dim, repeat)
         model.net.load_state_dict(float_state(state), strict=True)
+        model._use_weights(asset if checkpoint is None else str(checkpoint), preprocessing)
         return model.to(device).requires_grad_(False)
 
     # -- interface ---------------------------------------------------------------------------
@@ -148,20 +162,37 @@ class StarGAN(Generator):
                 "resize with pdbench.data (or load a checkpoint for that resolution)"
             )
 
-    def generate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def edit(self, x: torch.Tensor, attrs: torch.Tensor | None, **inputs) -> torch.Tensor:
+        """One forward: the target-domain attributes (B, 5) tiled onto the images (B, 3, H, W)."""
         self._check(x)
-        return self.net(x, c)
+        return self.net(x, attrs)
+
+    def _tiled(self, x: torch.Tensor, c: torch.Tensor | None, what: str) -> torch.Tensor:
+        self._check(x)
+        if c is None:
+            raise InputError(f"stargan: {what} needs the condition c (it is tiled onto the input image)")
+        c = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        return torch.cat([x, c], dim=1)
 
     def encode(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """The bottleneck: features after the first convolution, both down-samplings and all residual
         blocks (at 1/4 resolution), for input x with condition c tiled onto it. What LEAT attacks on
         StarGAN (PDB's wrapper returns x itself instead; that variant is ``leat-pdb``)."""
-        self._check(x)
-        if c is None:
-            raise InputError("stargan: encode needs the condition c (it is tiled onto the input image)")
-        c = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-        return self.net.main[: self.net.n_encoder](torch.cat([x, c], dim=1))
+        return self.net.main[: self.net.n_encoder](self._tiled(x, c, "encode"))
 
     def decode(self, h: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """The two up-samplings and the output convolution (c is already in h)."""
         return self.net.main[self.net.n_encoder:](h)
+
+    def features(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The activations after the first convolution (``conv``), each down-sampling (``down1``,
+        ``down2``), the residual blocks (``bottleneck``, = :meth:`encode`) and each up-sampling (``up1``,
+        ``up2``), for x with condition c tiled onto it."""
+        n = self.net.n_encoder
+        taps = {2: "conv", 5: "down1", 8: "down2", n - 1: "bottleneck", n + 2: "up1", n + 5: "up2"}
+        h, out = self._tiled(x, c, "features"), {}
+        for i, layer in enumerate(self.net.main):
+            h = layer(h)
+            if i in taps:
+                out[taps[i]] = h
+        return out
