@@ -196,16 +196,16 @@ def _transfer(meta: dict) -> dict:
     title = "Transfer retention"
     pairs = te_pairs(meta)
     if not pairs:
-        return _finding("transfer", title, "Not enough data (needs TE: a transfer block, perturbations made against "
-                        "one generator and evaluated on another).", False)
+        return _finding("transfer", title, "Not enough data (needs TE: perturbations made against one generator "
+                        "and evaluated on another).", False)
     low = [p for p in pairs if p["r_te"] < TE_LOW]
     share = len(low) / len(pairs)
-    s = (f"{len(low)} of {len(pairs)} R_TE values (defense × source → target, {share:.0%}) are below {TE_LOW}: "
+    s = (f"{len(low)} of {len(pairs)} R_TE values ({share:.0%}) are below {TE_LOW}: "
          + ("most defenses lose over half their disruption on unseen generators." if share > 0.5 else
             "most defenses keep at least half their disruption on unseen generators."))
     worst = min(pairs, key=lambda p: p["r_te"])
     best = max(pairs, key=lambda p: p["r_te"])
-    if len(pairs) > 1:
+    if len(pairs) > 1:  # one value per (defense, source → target)
         s += (f" Lowest: {worst['defense']} {worst['source']} → {worst['target'] or 'its targets'} ({worst['r_te']:.3f}); "
               f"highest: {best['defense']} {best['source']} → {best['target'] or 'its targets'} ({best['r_te']:.3f}).")
     return _finding("transfer", title, s, True, share_below=share, n=len(pairs), threshold=TE_LOW,
