@@ -89,7 +89,7 @@ def test_matrix_shape(transfer_run):
     assert by[(S64, "pgd(steps=2)")]["te"] is None  # only a target
     md = (transfer_run["out"] / "summary.md").read_text()
     assert "| generator | defense | AvgRank ↓ | R_ROB ↑ | TE ↑ |" in md
-    assert f"| pgd(steps=2) | stargan | WB | " in md and "### Transfer: R_TE" in md
+    assert "| pgd(steps=2) | stargan | WB | " in md and "### Transfer: R_TE" in md
     item = next(i for i in transfer_run["meta"]["findings"]["items"] if i["kind"] == "transfer")
     assert item["enough"] and item["data"]["n"] == 4
 
