@@ -12,6 +12,7 @@ Example::
     batch_size: 16
     device: cpu
     out: results/quickstart
+    transfer: {from: [stargan, attgan], to: [stargan, attgan]}   # optional: the R_TE matrix
 
 A dataset is either ``path`` (any folder of photos, with optional ``attrs`` file) or ``asset`` (a
 dataset from the asset store, with ``images``/``attrs`` relative to it).
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from ..errors import InputError, PdbenchError
 from ..registry import spec_label
-from .schema import SEED_MAX, _int, _str, check_dataset, check_finite, check_params, check_top, did_you_mean
+from .schema import (SEED_MAX, _int, _str, check_dataset, check_finite, check_params, check_top, check_transfer,
+                     did_you_mean)
 
 
 def _norm_list(items, what: str) -> list[dict]:
@@ -112,6 +114,8 @@ def validate(cfg: "BenchConfig") -> list:
         dup = sorted({x for x in items if items.count(x) > 1})
         if dup:
             raise InputError(f"config: {what} lists {dup[0]!r} twice; each entry must differ")
+    if cfg.transfer is not None:
+        check_transfer(cfg.transfer, [spec_label(g) for g in cfg.generators])
     return settings
 
 
@@ -129,6 +133,7 @@ class BenchConfig:
     seed: int = 0
     extra: dict = field(default_factory=dict)
     metric_specs: list[dict] = field(default_factory=list)  # {"name": ..., **params}, parallel to metrics
+    transfer: dict | None = None  # {"from": [generator labels], "to": [...]}: the source × target matrix (R_TE)
 
     def __post_init__(self) -> None:
         if not self.metric_specs:
@@ -136,9 +141,12 @@ class BenchConfig:
 
     def to_dict(self) -> dict:
         """The config as it would be written (what :meth:`content_key` hashes, with ``out``)."""
-        return {"name": self.name, "dataset": self.dataset, "generators": self.generators, "defenses": self.defenses,
-                "settings": self.settings, "metrics": self.metric_specs, "batch_size": self.batch_size,
-                "device": self.device, "out": self.out, "seed": self.seed}
+        d = {"name": self.name, "dataset": self.dataset, "generators": self.generators, "defenses": self.defenses,
+             "settings": self.settings, "metrics": self.metric_specs, "batch_size": self.batch_size,
+             "device": self.device, "out": self.out, "seed": self.seed}
+        if self.transfer is not None:  # only when set: configs without it keep their content key
+            d["transfer"] = self.transfer
+        return d
 
     def content_key(self) -> str:
         """What the results depend on (everything but ``out``, ``device`` and ``name``): a run folder belongs to one."""
@@ -161,15 +169,17 @@ class BenchConfig:
         check_dataset(d["dataset"])
         metric_specs = _norm_list(d["metrics"], "metrics")
         ds = dict(d["dataset"])
+        generators = _norm_list(d["generators"], "generators")
+        transfer = check_transfer(d["transfer"], [spec_label(g) for g in generators]) if "transfer" in d else None
         if base is not None and "path" in ds and not Path(os.path.expandvars(ds["path"])).is_absolute():
             ds["path"] = str(base / os.path.expandvars(ds["path"]))
         return cls(
             name=str(d.get("name", "bench")), dataset=ds,
-            generators=_norm_list(d["generators"], "generators"), defenses=_norm_list(d["defenses"], "defenses"),
+            generators=generators, defenses=_norm_list(d["defenses"], "defenses"),
             settings=list(d.get("settings") or ["none"]), metrics=[spec_label(m) for m in metric_specs],
             metric_specs=metric_specs,
             batch_size=int(d.get("batch_size", 16)), device=str(d.get("device", "cpu")),
-            out=str(d.get("out", "results")), seed=int(d.get("seed", 0)),
+            out=str(d.get("out", "results")), seed=int(d.get("seed", 0)), transfer=transfer,
         ).checked()
 
     def checked(self) -> "BenchConfig":

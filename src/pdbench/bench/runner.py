@@ -15,6 +15,17 @@ The run is a **plan** of cells, each computed by :func:`compute_cell`, then **co
   setting × metric), ``results.json`` (metadata, metric directions, per-cell means with how many images
   were undefined) and the Markdown ``summary.md``, all atomically.
 
+**Transfer** (a ``transfer: {from: [...], to: [...]}`` block): a cell whose generator is a source also
+judges its perturbations on every target generator ≠ source (:class:`TransferTarget`). The attack runs
+once per image × source (its ``adv.pt`` is the white-box cell's own) and is reused for every target and
+setting. Each target reads the perturbation with its own preprocessing: where its view (resolution,
+crop) equals the source's, x_adv is fed as it is (PDB's protocol); otherwise it is carried onto the
+photo by the publish stage (:func:`pdbench.publish.publish_upsampled`: δ upsampled onto the source's
+crop square, 8-bit) and read back with the target's crop and resize (:func:`carry`). The tidy table's
+``source``/``target`` columns say which (white-box rows: source = target = generator; a transfer row's
+``generator`` is its target); ``results.json`` keeps the transfer means under ``transfer`` and R_TE
+per (defense, source → target) under ``aggregates.te`` (:func:`pdbench.report.pdb.te_aggregates`).
+
 An executor runs the cells: :class:`LocalExecutor` (one after another, in this process) now; the
 interface (``run(cells, asset_dir, on_progress) -> iterator of (cell, result)``) lets a distributed one
 follow. A run folder is locked while a run writes it and belongs to one config (its content key).
@@ -31,7 +42,7 @@ import sys
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -113,6 +124,7 @@ class Cell:
     device: str
     cache: str  # this generator's cache folder
     metrics_key: str = ""
+    transfer: list = field(default_factory=list)  # TransferTarget: the other generators that judge this x_adv
 
     @property
     def batch_dir(self) -> Path:
@@ -138,6 +150,32 @@ class Cell:
     def label(self) -> str:
         return f"{spec_label(self.generator)} {spec_label(self.defense)} b{self.batch}/{self.n_batches}"
 
+    def view(self, t: "TransferTarget") -> "Cell":
+        """This cell's images as target ``t`` reads them: its spec, weights, labels, resolution, crop and
+        cache (so its batch folder and clean outputs are those of the target's own white-box cell)."""
+        return replace(self, generator=dict(t.generator), weights=t.weights, labels=t.labels, resolution=t.resolution,
+                       crop=t.crop, cache=t.cache, transfer=[])
+
+    def transfer_file(self, t: "TransferTarget", setting) -> Path:
+        """Rows of setting ``setting`` of this cell's x_adv judged on target ``t`` (keyed like
+        :meth:`setting_file`, below the defense's folder, by the target's weights and view)."""
+        view = self.view(t)
+        what = [setting.label(), setting.name, setting.params, self.metrics, self.metrics_key]
+        return self.batch_dir / self.defense_key / f"to-{t.generator['name']}-{_key([view.batch_dir.name, t.generator, t.weights])}" \
+            / f"rows-{_key(what)}.json"
+
+
+@dataclass
+class TransferTarget:
+    """A generator that judges a source cell's perturbations (plain data, like :class:`Cell`)."""
+
+    generator: dict  # configured spec
+    weights: str  # its fingerprint when the plan was made
+    labels: list | None  # the cell's images' attribute labels for this generator
+    resolution: int
+    crop: float
+    cache: str  # this generator's cache folder
+
 
 @dataclass
 class Plan:
@@ -152,10 +190,12 @@ def _defense_kwargs(dspec: dict, seed: int) -> dict:
 
 
 def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
-    """Every cell of the run, in order (generators, then batches, then defenses)."""
+    """Every cell of the run, in order (generators, then batches, then defenses); with a ``transfer``
+    block, a source generator's cells also list the targets that judge their perturbations."""
     settings = cfg.validate()
     plan = Plan([])
     mkey = metric_weights_key()
+    views = {}  # generator label -> what its cells need
     for gspec in cfg.generators:
         G = _generator(gspec, str(device))
         pre = G.preprocessing  # these weights' record: crop, size, ...
@@ -166,26 +206,48 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
             spec = ASSETS.get(cfg.dataset["asset"])
             attrs = [spec.location() / cfg.dataset["attrs"]] if cfg.dataset.get("attrs") else []
             verify_files(spec, files + attrs)
+        weights = _fingerprint(G)
+        label = spec_label(gspec)
+        views[label] = {"G": G, "folder": folder, "idx": idx, "files": files, "weights": weights,
+                        "cache": out / "cache" / f"{gspec['name']}-{_key([gspec, weights])}"}
+        plan.generators[label] = {"resolution": G.resolution, "n_images": len(idx), "weights": weights,
+                                  "conditions": list(G.condition_names)}
+    transfer = cfg.transfer or {"from": [], "to": []}
+    for gspec in cfg.generators:
+        label = spec_label(gspec)
+        v = views[label]
+        G, folder, idx, files = v["G"], v["folder"], v["idx"], v["files"]
+        pre = G.preprocessing
         hashes = [sha256_file(p) for p in files]
         names = folder.names(idx)
         labels = folder.labels(G.attributes, idx) if getattr(G, "attributes", None) else None
-        weights = _fingerprint(G)
-        cache = out / "cache" / f"{gspec['name']}-{_key([gspec, weights])}"
-        label = spec_label(gspec)
-        plan.generators[label] = {"resolution": G.resolution, "n_images": len(idx), "weights": weights,
-                                  "conditions": list(G.condition_names)}
+        targets = [t for t in transfer["to"] if t != label] if label in transfer["from"] else []
         starts = list(range(0, len(idx), cfg.batch_size))
         for b, i0 in enumerate(starts):
             sl = slice(i0, i0 + cfg.batch_size)
+            judges = [_transfer_target(views[t], files[sl], next(g for g in cfg.generators if spec_label(g) == t))
+                      for t in targets]
             for dspec in cfg.defenses:
                 plan.cells.append(Cell(
-                    generator=dict(gspec), weights=weights, defense=dict(dspec),
+                    generator=dict(gspec), weights=v["weights"], defense=dict(dspec),
                     defense_kwargs=_defense_kwargs(dspec, cfg.seed), settings=list(settings),
                     metrics=[dict(m) for m in cfg.metric_specs], batch=b, n_batches=len(starts),
                     files=[str(p) for p in files[sl]], sha256=hashes[sl], names=names[sl], indices=list(idx[sl]),
                     labels=None if labels is None else labels[sl].tolist(), resolution=pre.size, crop=pre.crop,
-                    device=str(device), cache=str(cache), metrics_key=mkey))
+                    device=str(device), cache=str(v["cache"]), metrics_key=mkey, transfer=list(judges)))
     return plan
+
+
+def _transfer_target(v: dict, files: list[Path], gspec: dict) -> TransferTarget:
+    """Target generator ``v`` (a make_plan view) judging a batch of ``files``: its labels for those photos."""
+    G, folder = v["G"], v["folder"]
+    labels = None
+    if getattr(G, "attributes", None):
+        pos = {f: i for i, f in enumerate(folder.files)}
+        labels = folder.labels(G.attributes, [pos[f] for f in files]).tolist()
+    pre = G.preprocessing
+    return TransferTarget(generator=dict(gspec), weights=v["weights"], labels=labels, resolution=pre.size,
+                          crop=pre.crop, cache=str(v["cache"]))
 
 
 # -- computing one cell -------------------------------------------------------------------------------
@@ -194,6 +256,7 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
 # a cell's result never depends on what they hold.
 _MODELS: dict[str, object] = {}
 _BATCH: dict[str, dict] = {}
+_BATCH_KEEP = 4  # batches held in memory (a source view and its targets')
 
 
 def _generator(gspec: dict, device: str):
@@ -284,7 +347,8 @@ def _batch(cell: Cell, G, device) -> dict:
         with torch.inference_mode():
             clean = target.outputs(x)[0]
         torch_save(clean.cpu(), cell.clean_file)
-    _BATCH.clear()
+    while len(_BATCH) >= _BATCH_KEEP:  # the oldest first: a source's batch and its targets' views alternate
+        _BATCH.pop(next(iter(_BATCH)))
     _BATCH[key] = {"x": x, "target": target, "clean": clean.to(device), "x_memo": {}}
     return _BATCH[key]
 
@@ -304,21 +368,23 @@ def _defended(cell: Cell, values: dict, images_ok: torch.Tensor) -> dict:
 def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
                  progress: Callable[[str], None] | None = None) -> CellResult:
     """The result rows of one cell (from its cache where complete). Depends only on the cell and the
-    asset directory ``assets`` (default: the current one). ``progress`` receives short status strings."""
+    asset directory ``assets`` (default: the current one). ``progress`` receives short status strings.
+
+    With transfer targets, the same x_adv (computed once, or read from ``adv.pt``) is also judged on each
+    target (:func:`carry`), every setting, every metric: those rows carry ``source``/``target``."""
     settings = cell.settings
     files = {t.label(): cell.setting_file(t) for t in settings}
     cached = {lab: _read_cached(p, _read_rows) for lab, p in files.items()}
-    if all(v is not None for v in cached.values()):
-        return CellResult([r for t in settings for r in cached[t.label()]], True)
+    tfiles = {(i, t.label()): cell.transfer_file(tt, t) for i, tt in enumerate(cell.transfer) for t in settings}
+    tcached = {k: _read_cached(p, _read_rows) for k, p in tfiles.items()}
+    if all(v is not None for v in cached.values()) and all(v is not None for v in tcached.values()):
+        return CellResult([r for t in settings for r in cached[t.label()]]
+                          + [r for i in range(len(cell.transfer)) for t in settings for r in tcached[(i, t.label())]], True)
     device = torch.device(cell.device)
     with _using_assets(assets):
-        G = _generator(cell.generator, cell.device)
-        if _fingerprint(G) != cell.weights:
-            raise AssetCorruptError(f"generator {spec_label(cell.generator)} weights changed since the run was planned "
-                                    f"({cell.weights} -> {_fingerprint(G)}); run the same command again")
+        G = _checked_generator(cell)
         metrics = [(spec_label(m), _metric(m)) for m in cell.metrics]
         bt = _batch(cell, G, device)
-        x, target, out_clean = bt["x"], bt["target"], bt["clean"]
         saved = _read_cached(cell.adv_file, _load_pt(cell.adv_file, device))
         if saved is not None:
             x_adv, secs = saved["x_adv"].to(device), float(saved["seconds"])
@@ -328,37 +394,101 @@ def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
             if progress is not None and takes_progress(defense):
                 kw["progress"] = lambda step, total: progress(f"step {step}/{total}")
             t0 = time.perf_counter()
-            x_adv = defense.protect(x, target, keys=torch.tensor(cell.indices), **kw)
+            x_adv = defense.protect(bt["x"], bt["target"], keys=torch.tensor(cell.indices), **kw)
             secs = time.perf_counter() - t0
             torch_save({"x_adv": x_adv.cpu(), "seconds": secs}, cell.adv_file)
-        n = len(cell.files)
-        rows: list[dict] = []
         g, d = spec_label(cell.generator), spec_label(cell.defense)
+        rows: list[dict] = []
         for t in settings:
             lab = t.label()
             if cached[lab] is None:
                 if progress is not None:
                     progress(lab)
-                with torch.inference_mode():
-                    out_adv = target.outputs(t(x_adv))[0]
-                    ok = (_finite_per_image(out_adv) & _finite_per_image(out_clean) & torch.isfinite(x_adv).flatten(1).all(1)).cpu()
-                    inp = MetricInputs(x, x_adv, out_clean, out_adv.nan_to_num(0.0), x_memo=bt["x_memo"])
-                    values = {}
-                    for mlab, m in metrics:
-                        v = m(inp)
-                        if not isinstance(v, torch.Tensor) or v.shape != (n,):
-                            raise PdbenchError(f"metric {mlab} returned shape {tuple(getattr(v, 'shape', ()))}, "
-                                               f"expected one value per image ({n},); fix the metric")
-                        values[mlab] = v.tolist()
-                values = _defended(cell, values, ok)
-                cached[lab] = [
-                    {"image": name, "generator": g, "defense": d, "setting": lab, "metric": mlab, "value": values[mlab][j]}
-                    for j, name in enumerate(cell.names) for mlab, _ in metrics
-                ] + [{"image": "*batch*", "generator": g, "defense": d, "setting": lab,
-                      "metric": "protect_seconds_per_image", "value": secs / n}]
+                cached[lab] = _setting_rows(cell, t, bt, x_adv, metrics, {"generator": g, "defense": d}) + [
+                    {"image": "*batch*", "generator": g, "defense": d, "setting": lab,
+                     "metric": "protect_seconds_per_image", "value": secs / len(cell.files)}]
                 write_text(files[lab], json.dumps(cached[lab]))
             rows += cached[lab]
+        for i, tt in enumerate(cell.transfer):
+            if all(tcached[(i, t.label())] is not None for t in settings):
+                rows += [r for t in settings for r in tcached[(i, t.label())]]
+                continue
+            view = cell.view(tt)
+            Gt = _checked_generator(view)
+            bt_t = _batch(view, Gt, device)
+            x_adv_t = carry(cell, view, bt["x"], x_adv, _publish_eps(cell))
+            gt = spec_label(tt.generator)
+            for t in settings:
+                key = (i, t.label())
+                if tcached[key] is None:
+                    if progress is not None:
+                        progress(f"{t.label()} on {gt}")
+                    tcached[key] = _setting_rows(view, t, bt_t, x_adv_t, metrics,
+                                                 {"generator": gt, "source": g, "target": gt, "defense": d})
+                    write_text(tfiles[key], json.dumps(tcached[key]))
+                rows += tcached[key]
     return CellResult(rows, False)
+
+
+def _checked_generator(cell: Cell):
+    G = _generator(cell.generator, cell.device)
+    if _fingerprint(G) != cell.weights:
+        raise AssetCorruptError(f"generator {spec_label(cell.generator)} weights changed since the run was planned "
+                                f"({cell.weights} -> {_fingerprint(G)}); run the same command again")
+    return G
+
+
+def _setting_rows(cell: Cell, t, bt: dict, x_adv: torch.Tensor, metrics: list, tags: dict) -> list[dict]:
+    """One row per image × metric of setting ``t`` applied to ``x_adv`` and fed to the batch's target
+    (``bt`` from :func:`_batch`); ``tags`` (generator, defense, and for transfer source/target) label them."""
+    x, target, out_clean = bt["x"], bt["target"], bt["clean"]
+    n, lab = len(cell.files), t.label()
+    with torch.inference_mode():
+        out_adv = target.outputs(t(x_adv))[0]
+        ok = (_finite_per_image(out_adv) & _finite_per_image(out_clean) & torch.isfinite(x_adv).flatten(1).all(1)).cpu()
+        inp = MetricInputs(x, x_adv, out_clean, out_adv.nan_to_num(0.0), x_memo=bt["x_memo"])
+        values = {}
+        for mlab, m in metrics:
+            v = m(inp)
+            if not isinstance(v, torch.Tensor) or v.shape != (n,):
+                raise PdbenchError(f"metric {mlab} returned shape {tuple(getattr(v, 'shape', ()))}, "
+                                   f"expected one value per image ({n},); fix the metric")
+            values[mlab] = v.tolist()
+    values = _defended(cell, values, ok)
+    return [{"image": name, **tags, "setting": lab, "metric": mlab, "value": values[mlab][j]}
+            for j, name in enumerate(cell.names) for mlab, _ in metrics]
+
+
+def _publish_eps(cell: Cell) -> float:
+    """The L∞ bound the publish stage keeps a carried perturbation in: the defense's ε where it bounds RGB
+    (norm ``linf``), else none (2 on the [-1, 1] scale)."""
+    defense = get_defense(cell.defense["name"], **cell.defense_kwargs)
+    eps = getattr(defense, "eps", None)
+    return float(eps) if eps is not None and getattr(defense, "norm", "linf") == "linf" else 2.0
+
+
+def carry(source: Cell, target: Cell, x: torch.Tensor, x_adv: torch.Tensor, eps: float) -> torch.Tensor:
+    """The source cell's protected images as the target cell's generator reads them (N, 3, r_t, r_t).
+
+    Same view (resolution and crop): ``x_adv`` itself. Otherwise each photo is published with its
+    perturbation (:func:`pdbench.publish.publish_upsampled`: x_adv − x upsampled onto the source's crop
+    square of the photo, rounded to 8 bits, within ``eps``) and read back with the target's own crop and
+    resize. An image whose x_adv is not finite stays NaN (its rows are undefined, not "not disrupted")."""
+    from PIL import Image
+
+    from ..publish import publish_upsampled
+
+    if (source.resolution, source.crop) == (target.resolution, target.crop):
+        return x_adv
+    ok = torch.isfinite(x_adv).flatten(1).all(1).cpu()
+    xa = x_adv.nan_to_num(0.0)
+    out = []
+    for j, path in enumerate(source.files):
+        pub = publish_upsampled(_load_image(Path(path)), x[j], xa[j], source.crop, eps)
+        out.append(preprocess(Image.fromarray(pub), target.resolution, target.crop))
+    y = from_uint8(np.stack(out)).to(x_adv.device)
+    y[~ok.to(y.device)] = float("nan")
+    return y
 
 
 # -- executors ------------------------------------------------------------------------------------------
@@ -427,18 +557,36 @@ def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device) -> 
             grid = _grid(first, out / f"grid-{gspec['name']}.png", device)
             meta["generators"][spec_label(gspec)]["grid"] = grid.name
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["image", "generator", "defense", "setting", "metric", "value"])
+    w = csv.DictWriter(buf, fieldnames=["image", "generator", "source", "target", "defense", "setting", "metric", "value"])
     w.writeheader()
-    w.writerows(rows)
+    w.writerows({"source": r["generator"], "target": r["generator"], **r} for r in rows)  # white box: source = target
     write_text(out / "results.csv", buf.getvalue())
-    meta["summary"] = summarise(rows, cfg.metrics)
-    meta["aggregates"] = pdb_aggregates(meta["summary"])
+    meta["summary"] = summarise([r for r in rows if "source" not in r], cfg.metrics)
+    te_entries = None
+    if cfg.transfer is not None:
+        bb = summarise([r for r in rows if "source" in r], cfg.metrics)
+        meta["transfer"] = {**cfg.transfer, "setting": TE_SETTING, "summary": bb}
+        te_entries = transfer_entries(meta["summary"], bb, cfg.transfer)
+    meta["aggregates"] = pdb_aggregates(meta["summary"], te_entries=te_entries)
     meta["findings"] = compute_findings(meta)  # before results.json: it keeps the purification costs it measured
     write_text(out / "results.json", json.dumps(meta, indent=1, default=str))
     write_text(out / "summary.md", summary_table(meta, cfg.metrics) + "\n" + findings_markdown(meta, meta["findings"]))
     html = write_html_report(out)
     return {"results": str(out / "results.csv"), "summary": str(out / "summary.md"), "json": str(out / "results.json"),
             "report": str(html)}
+
+
+TE_SETTING = "none"  # PDB's TE: the perturbations unprocessed
+
+
+def transfer_entries(summary: list[dict], transfer_summary: list[dict], transfer: dict) -> list[dict]:
+    """The (defense, source, target) means :func:`pdbench.report.pdb.te_aggregates` takes, unprocessed
+    (setting ``none``): the white-box entries (source = target) of the generators in the matrix, and the
+    transfer entries."""
+    names = set(transfer["from"]) | set(transfer["to"])
+    wb = [{**e, "source": e["generator"], "target": e["generator"]} for e in summary
+          if e["setting"] == TE_SETTING and e["generator"] in names]
+    return wb + [e for e in transfer_summary if e["setting"] == TE_SETTING]
 
 
 @torch.inference_mode()
@@ -462,15 +610,18 @@ def _grid(cells: list[Cell], dest: Path, device) -> Path:
 
 def summarise(rows: list[dict], metric_names: list[str]) -> list[dict]:
     """Per-cell (generator, defense, setting) means of every metric over the images where it is defined;
-    ``undefined`` counts, per metric, the images where it is not (NaN)."""
+    ``undefined`` counts, per metric, the images where it is not (NaN). Transfer rows (with ``source``)
+    are grouped by their source too, and their entries carry ``source`` and ``target``."""
     cells: dict[tuple, dict[str, list[float]]] = {}
     for r in rows:
-        key = (r["generator"], r["defense"], r["setting"])
+        key = (r["generator"], r["defense"], r["setting"], r.get("source"))
         cells.setdefault(key, {}).setdefault(r["metric"], []).append(float(r["value"]))
     out = []
-    for (g, d, s), vals in cells.items():
+    for (g, d, s, src), vals in cells.items():
         entry = {"generator": g, "defense": d, "setting": s,
                  "n_images": len(vals.get(metric_names[0], [])) if metric_names else 0}
+        if src is not None:
+            entry.update(source=src, target=g)
         undefined = {}
         for m, v in vals.items():
             ok = [a for a in v if a == a]  # NaN: not defined for that image (e.g. no face found on the clean image)

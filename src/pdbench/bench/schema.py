@@ -4,7 +4,8 @@ Top-level keys, the ``dataset`` section and every method entry (generator, defen
 are checked for unknown keys (with "did you mean"), types and ranges. A method's parameters are
 checked against the registered class's signature (``__init__``, or ``from_assets`` for generators),
 so a typo such as ``stepz`` is refused in one line instead of surfacing as a ``TypeError`` mid-run.
-Non-finite numbers (NaN, ±Inf) are refused anywhere in a config.
+Non-finite numbers (NaN, ±Inf) are refused anywhere in a config. The ``transfer`` block names
+configured generators only (:func:`check_transfer`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ TOP_KEYS = {
     "name": "a string", "dataset": "a mapping", "generators": "a list", "defenses": "a list",
     "settings": "a list", "metrics": "a list", "batch_size": "an integer >= 1", "device": "a string",
     "out": "a string", "seed": "an integer >= 0",
+    "transfer": "a mapping {from: [generators], to: [generators]}",
 }
 REQUIRED_TOP = ("dataset", "generators", "defenses", "metrics")
 DATASET_KEYS = {
@@ -28,6 +30,8 @@ DATASET_KEYS = {
     "images": "a folder inside the asset", "attrs": "an attribute file", "holdout": "an integer >= 0",
     "split": "'test' or 'train'", "n": "an integer >= 1", "seed": "an integer >= 0", "skip_bad": "true or false",
 }
+TRANSFER_KEYS = {"from": "the source generators (perturbations are made against each)",
+                 "to": "the target generators (each judges every source's perturbations)"}
 # parameters the runner sets itself (not the user's to give)
 RUNNER_SET = {"generator": {"device"}, "defense": set(), "setting": set(), "metric": set()}
 
@@ -191,3 +195,32 @@ def check_params(kind: str, name: str, cls, params: dict) -> None:
             raise InputError(f"config: {kind} {name!r} parameter {k!r} is out of range ({v!r})")
         if k == "seed" and v < 0:
             raise InputError(f"config: {kind} {name!r} parameter 'seed' must be >= 0, got {v!r}")
+
+
+def check_transfer(block, generators: list[str]) -> dict:
+    """The ``transfer`` block, normalised to ``{"from": [...], "to": [...]}`` (labels of configured generators).
+
+    Each of ``from``/``to`` is a generator label or a list of them (default: every configured generator);
+    an unknown key, an unknown or repeated generator, or a matrix without any source ≠ target pair is
+    one line."""
+    if not isinstance(block, dict):
+        raise InputError(f"config: transfer must be a mapping {{from: [generators], to: [generators]}}, got {block!r}")
+    _unknown("transfer", block, TRANSFER_KEYS)
+    out = {}
+    for key in ("from", "to"):
+        names = block.get(key, list(generators))
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not names:
+            raise InputError(f"config: transfer.{key} must be a non-empty list of generators from 'generators' "
+                             f"({', '.join(generators)}), got {block.get(key)!r}")
+        for g in names:
+            if not isinstance(g, str) or g not in generators:
+                raise InputError(f"config: transfer.{key} names {g!r}, which is not one of the configured generators "
+                                 f"({', '.join(generators)}); list it under 'generators' first.{did_you_mean(g, generators)}")
+            if names.count(g) > 1:
+                raise InputError(f"config: transfer.{key} lists {g!r} twice; each generator once")
+        out[key] = list(names)
+    if not any(s != t for s in out["from"] for t in out["to"]):
+        raise InputError(f"config: transfer has no source -> target pair with different generators "
+                         f"(from {out['from']}, to {out['to']}); name at least two generators")
+    return out

@@ -9,8 +9,9 @@ rests on, or "not enough data (needs …)" where the run lacks what it needs:
 * ``tradeoff`` — robustness vs white-box strength: Pearson r between the white-box MSE (setting
   ``none``) and ROB across the (generator, defense) pairs (needs a ROB: a ``rob`` probe set such as
   ``pdb-paper``, or loose settings for R_ROB; and ≥ 3 pairs).
-* ``transfer`` — transfer retention: the share of R_TE values below 0.5 (needs TE rows, from
-  perturbations made against one generator and evaluated on another).
+* ``transfer`` — transfer retention: the share of R_TE values, one per (defense, source → target),
+  below 0.5 (needs a ``transfer`` block: perturbations made against one generator and evaluated on
+  another), with the lowest and highest.
 * ``metric_agreement`` — do pixel metrics and identity disruption agree? Pearson r of MSE and of
   LPIPS against CIDR across the run's (generator, defense ≠ none, setting) cells (≥ 3 cells).
 * ``strongest_least_robust`` — per generator, is the defense with the best AvgRank also the one
@@ -183,18 +184,32 @@ def _tradeoff(meta: dict) -> dict:
     return _finding("tradeoff", title, s, True, rob=label, r=r, points=pts)
 
 
+def te_pairs(meta: dict) -> list[dict]:
+    """R_TE per (defense, source → target) (``te_aggregates``' pairs); where a run only kept TE per source
+    (no pairs), those rows stand for the pairs."""
+    te = (meta.get("aggregates") or {}).get("te") or meta.get("te") or {}
+    pairs = [p for p in te.get("pairs", []) if p.get("r_te") is not None]
+    return pairs or [{"defense": r["defense"], "source": r["source"], "target": None, "r_te": r["te"]} for r in te_rows(meta)]
+
+
 def _transfer(meta: dict) -> dict:
     title = "Transfer retention"
-    rows = te_rows(meta)
-    if not rows:
+    pairs = te_pairs(meta)
+    if not pairs:
         return _finding("transfer", title, "Not enough data (needs TE: perturbations made against one generator "
                         "and evaluated on another).", False)
-    low = [r for r in rows if r["te"] < TE_LOW]
-    share = len(low) / len(rows)
-    s = (f"{len(low)} of {len(rows)} R_TE values ({share:.0%}) are below {TE_LOW}: "
+    low = [p for p in pairs if p["r_te"] < TE_LOW]
+    share = len(low) / len(pairs)
+    s = (f"{len(low)} of {len(pairs)} R_TE values ({share:.0%}) are below {TE_LOW}: "
          + ("most defenses lose over half their disruption on unseen generators." if share > 0.5 else
             "most defenses keep at least half their disruption on unseen generators."))
-    return _finding("transfer", title, s, True, share_below=share, n=len(rows), threshold=TE_LOW)
+    worst = min(pairs, key=lambda p: p["r_te"])
+    best = max(pairs, key=lambda p: p["r_te"])
+    if len(pairs) > 1:  # one value per (defense, source → target)
+        s += (f" Lowest: {worst['defense']} {worst['source']} → {worst['target'] or 'its targets'} ({worst['r_te']:.3f}); "
+              f"highest: {best['defense']} {best['source']} → {best['target'] or 'its targets'} ({best['r_te']:.3f}).")
+    return _finding("transfer", title, s, True, share_below=share, n=len(pairs), threshold=TE_LOW,
+                    pairs=[{k: p[k] for k in ("defense", "source", "target", "r_te")} for p in pairs])
 
 
 def _metric_agreement(meta: dict) -> dict:

@@ -32,17 +32,40 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
         lines.append("| " + " | ".join([e["generator"], e["defense"], e["setting"]] + vals) + " |")
     lines += _undefined_lines(meta.get("summary", []))
     lines.append("")
+    lines += _transfer_lines(meta, cols)
     if meta.get("aggregates"):
         lines.append(aggregates_table(meta["aggregates"]))
     return "\n".join(lines)
 
 
-def _undefined_lines(summary: list[dict]) -> list[str]:
+def _cell(v) -> str:
+    return "–" if v is None else (f"{v:.2f}" if abs(v) >= 10 else f"{v:.4f}")
+
+
+def _transfer_lines(meta: dict, cols: list[str]) -> list[str]:
+    """The transfer block's means: each source's perturbations judged on each other target generator."""
+    tr = meta.get("transfer")
+    if not tr:
+        return []
+    cols = [c for c in cols if c != "protect_seconds_per_image"]
+    lines = [f"## Transfer: perturbations made against a source, judged on another generator (from {', '.join(tr['from'])} "
+             f"to {', '.join(tr['to'])})", "",
+             "Per-cell means as above, on the target generator (its own preprocessing and edits); the white-box rows "
+             "(source = target) are the table above.", "",
+             "| source | target | defense | setting | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 4)]
+    for e in tr.get("summary", []):
+        lines.append(f"| {e['source']} | {e['target']} | {e['defense']} | {e['setting']} | "
+                     + " | ".join(_cell(e.get(c)) for c in cols) + " |")
+    return lines + _undefined_lines(tr.get("summary", []), transfer=True) + [""]
+
+
+def _undefined_lines(summary: list[dict], transfer: bool = False) -> list[str]:
     """A note per cell where some images had no value (NaN: left out of the means)."""
     out = []
     for e in summary:
         for m, k in (e.get("undefined") or {}).items():
-            out.append(f"- {e['generator']} / {e['defense']} / {e['setting']}: `{m}` undefined for {k} of "
+            g = f"{e['source']} → {e['target']}" if transfer else e["generator"]
+            out.append(f"- {g} / {e['defense']} / {e['setting']}: `{m}` undefined for {k} of "
                        f"{e.get('n_images', '?')} image(s), left out of its mean")
     return ["", "Undefined values:"] + out if out else []
 
@@ -74,4 +97,19 @@ def compact_table(meta: dict, width: int = 100) -> str:
     lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
     if any(e.get("undefined") for e in summary):
         lines.append("* some images had undefined values (left out of the means; see summary.md)")
-    return "\n".join(lines)
+    return "\n".join(lines + _te_lines(meta))
+
+
+def _te_lines(meta: dict) -> list[str]:
+    """R_TE per defense and source → target, for the terminal (the tables are in summary.md)."""
+    te = (meta.get("aggregates") or {}).get("te")
+    if not te:
+        return []
+    rows = {(r["defense"], r["source"]): r for r in te["rows"]}
+    out = ["", f"R_TE (mean of min(1, black box / target's white box) over {', '.join(te['axes'])}; TE = mean over targets):"]
+    for (d, src), r in rows.items():
+        pairs = [p for p in te.get("pairs", []) if p["defense"] == d and p["source"] == src]
+        te_s = "–" if r["te"] is None else f"{r['te']:.3f}"
+        out.append(f"  {d}: {src} → " + ", ".join(f"{p['target']} {p['r_te']:.3f}" for p in pairs) + f"  (TE {te_s})"
+                   if pairs else f"  {d}: {src} → (no target with values)  (TE {te_s})")
+    return out

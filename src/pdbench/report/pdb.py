@@ -18,7 +18,10 @@ read "higher = more disrupted". The ``none`` defense is left out of every aggreg
   where WB is T's own white-box result (perturbations made against T, evaluated on T); a quality
   axis with WB ≤ 0 counts 0, the identity axis is dropped when BB or WB is missing or WB ≤ 0. A pair
   missing a quality value is skipped, as is a target whose WB lacks one (or lacks identity when the
-  identity axis is used). TE(S) = mean over the targets that remain.
+  identity axis is used). TE(S) = mean over the targets that remain; each pair's score is kept too
+  (``pairs``: R_TE per (defense, source → target), the matrix). The runner's ``transfer`` block
+  measures these unprocessed (setting ``none``); the TE column of PDB's table is TE(defense, source =
+  the row's generator).
 * **AvgRank** (paper): among one generator's defenses, unprocessed (setting ``none``), the mean of each
   defense's rank on the axes (1 = most disruptive; ties share their mean rank). ROB and TE are not
   ranked.
@@ -117,12 +120,14 @@ def sweep_curves(summary: list[dict], axes: tuple[str, ...] = AXES) -> list[dict
     return out
 
 
-def pdb_aggregates(summary: list[dict], axes: tuple[str, ...] = AXES) -> dict:
-    """AvgRank and ROB per (generator, defense) from per-cell summary entries, plus the sweep curves.
+def pdb_aggregates(summary: list[dict], axes: tuple[str, ...] = AXES, te_entries: list[dict] | None = None) -> dict:
+    """AvgRank and ROB per (generator, defense) from per-cell summary entries, plus the sweep curves,
+    and TE when ``te_entries`` (the input of :func:`te_aggregates`) are given.
 
     Returns ``{"axes": [...], "rob_sets": {name: {"description", "probes"}}, "rows": [...], "sweeps": [...]}``
-    with rows ``{"generator", "defense", "avg_rank", "rank_axes", "rob": {set: value}, "r_rob", "settings"}``
-    (``r_rob`` over the loose ``settings``).
+    (and ``"te"``: :func:`te_aggregates`'s result) with rows ``{"generator", "defense", "avg_rank",
+    "rank_axes", "rob": {set: value}, "r_rob", "settings", "te"}`` (``r_rob`` over the loose
+    ``settings``; ``te``: TE with the row's generator as the source, None without transfer).
     """
     used = _axes_used(summary, axes)
     cells = {(e["generator"], e["defense"], e["setting"]): e for e in summary}
@@ -155,6 +160,11 @@ def pdb_aggregates(summary: list[dict], axes: tuple[str, ...] = AXES) -> dict:
                 "r_rob": rob_over(loose), "settings": loose,
             })
     out["sweeps"] = sweep_curves(summary, axes)
+    if te_entries is not None:
+        out["te"] = te_aggregates(te_entries, axes)
+        te = {(r["defense"], r["source"]): r["te"] for r in out["te"]["rows"]}
+        for r in out["rows"]:
+            r["te"] = te.get((r["defense"], r["generator"]))
     return out
 
 
@@ -163,14 +173,15 @@ def te_aggregates(entries: list[dict], axes: tuple[str, ...] = AXES) -> dict:
 
     Each entry: ``{"defense", "source", "target", axis: mean value, ...}``: the perturbations made
     against ``source``, evaluated on ``target`` (``source == target``: the white-box result).
-    Returns ``{"axes": [...], "rows": [{"defense", "source", "te", "targets", "cidr", "n_targets_cidr"}]}``
-    where ``targets`` are those TE averaged over and ``cidr`` is PDB's raw transfer CIDR (mean of the
-    black-box identity values over targets, not normalised).
+    Returns ``{"axes": [...], "rows": [{"defense", "source", "te", "targets", "cidr", "n_targets_cidr"}],
+    "pairs": [{"defense", "source", "target", "r_te", "ratios": {axis: clipped BB / WB}}]}`` where
+    ``targets`` are those TE averaged over, ``cidr`` is PDB's raw transfer CIDR (mean of the black-box
+    identity values over targets, not normalised) and ``pairs`` are the per-target scores TE averages.
     """
     used = _axes_used(entries, axes)
     quality = [a for a in used if a != IDENTITY]
     with_id = IDENTITY in used
-    out: dict = {"axes": used, "rows": []}
+    out: dict = {"axes": used, "rows": [], "pairs": []}
     wb: dict = {}
     for e in entries:
         if e["source"] != e["target"] or any(e.get(a) is None for a in quality):
@@ -189,12 +200,13 @@ def te_aggregates(entries: list[dict], axes: tuple[str, ...] = AXES) -> dict:
         w = wb.get((d, t))
         if w is None or any(e.get(a) is None for a in quality):
             continue
-        parts = [min(1.0, e[a] / w[a]) if w[a] > 0 else 0.0 for a in quality]
+        ratios = {a: min(1.0, e[a] / w[a]) if w[a] > 0 else 0.0 for a in quality}
         if with_id and e.get(IDENTITY) is not None and w[IDENTITY] and w[IDENTITY] > 0:
-            parts.append(min(1.0, e[IDENTITY] / w[IDENTITY]))
-        if parts:
+            ratios[IDENTITY] = min(1.0, e[IDENTITY] / w[IDENTITY])
+        if ratios:
             row["targets"].append(t)
-            row["scores"].append(sum(parts) / len(parts))
+            row["scores"].append(sum(ratios.values()) / len(ratios))
+            out["pairs"].append({"defense": d, "source": s, "target": t, "r_te": row["scores"][-1], "ratios": ratios})
     for (d, s), row in scores.items():
         out["rows"].append({"defense": d, "source": s, "te": _mean(row["scores"]), "targets": row["targets"],
                             "cidr": _mean(row["cidr"]), "n_targets_cidr": len(row["cidr"])})
@@ -217,13 +229,20 @@ def aggregates_table(agg: dict) -> str:
         title += f"; R_ROB over: {', '.join(loose)}"
     for n in rob_sets:
         title += f"; ROB {n} over: {', '.join(agg['rob_sets'][n]['probes'])}"
-    head = ["generator", "defense", "AvgRank ↓"] + (["R_ROB ↑"] if loose else []) + [f"ROB {n} ↑" for n in rob_sets]
+    te = "te" in agg
+    if te:
+        title += "; TE: the row's generator as the source, mean over its targets"
+    head = ["generator", "defense", "AvgRank ↓"] + (["R_ROB ↑"] if loose else []) + [f"ROB {n} ↑" for n in rob_sets] \
+        + (["TE ↑"] if te else [])
     lines = [title + ")", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in agg["rows"]:
         vals = [r["generator"], r["defense"], _fmt(r["avg_rank"], ".2f")]
         vals += [_fmt(r["r_rob"], ".3f")] if loose else []
         vals += [_fmt(r.get("rob", {}).get(n), ".3f") for n in rob_sets]
+        vals += [_fmt(r.get("te"), ".3f")] if te else []
         lines.append("| " + " | ".join(vals) + " |")
+    if te:
+        lines += ["", te_table(agg["te"])]
     lead = agg["axes"][0]
     by_sweep: dict = {}
     for c in agg.get("sweeps", []):
@@ -241,4 +260,21 @@ def aggregates_table(agg: dict) -> str:
                 cells.append("–" if p is None else _fmt(p.get(lead), ".4f")
                              + ("" if p["retention"] is None else f" ({p['retention']:.2f})"))
             lines.append(f"| {c['defense']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def te_table(te: dict) -> str:
+    """Markdown: the R_TE matrix (one row per defense and source, one column per target; ``WB`` on the
+    diagonal, ``–`` where a pair lacks a value) with TE(source) = the mean of the row."""
+    pairs = te.get("pairs", [])
+    if not pairs:
+        return "### Transfer (R_TE)\n\nNo R_TE: no (source, target) pair with values on both sides.\n"
+    targets = list(dict.fromkeys([r["source"] for r in te["rows"]] + [p["target"] for p in pairs]))  # sources first
+    by = {(p["defense"], p["source"], p["target"]): p["r_te"] for p in pairs}
+    lines = [f"### Transfer: R_TE per source → target (axes: {', '.join(te['axes'])}; mean of min(1, black box / "
+             "the target's white box), unprocessed)", "",
+             "| defense | source | " + " | ".join(f"→ {t}" for t in targets) + " | TE ↑ |", "|" + "---|" * (len(targets) + 3)]
+    for r in te["rows"]:
+        cells = ["WB" if t == r["source"] else _fmt(by.get((r["defense"], r["source"], t)), ".3f") for t in targets]
+        lines.append(f"| {r['defense']} | {r['source']} | " + " | ".join(cells) + f" | {_fmt(r['te'], '.3f')} |")
     return "\n".join(lines) + "\n"
