@@ -28,6 +28,10 @@ def test_comg_is_dfrap_architecture_and_loads_strictly_with_checksum():
     g = load_comg()
     assert not g.training and all(not p.requires_grad for p in g.parameters())
     assert g.dim == 16 and set(g.state_dict()) == set(ComGenerator(16).state_dict())
+    x = torch.rand(1, 3, 109, 89) * 2 - 1  # a photo at its own size (native-mode protect): padded, cropped back
+    with torch.inference_mode():
+        y = g(x)
+        assert y.shape == x.shape and torch.equal(g(x[..., :64, :64]), g._forward(x[..., :64, :64]))
 
 
 def test_bad_comg_checkpoints_are_one_line_errors(tmp_path):

@@ -58,7 +58,7 @@ def _up(ch_in: int, ch_out: int) -> nn.Sequential:
 
 
 class ComGenerator(nn.Module):
-    """DF-RAP's compression generator (official width ``dim=32``; the input side must be a multiple of 16)."""
+    """DF-RAP's compression generator (official width ``dim=32``)."""
 
     def __init__(self, dim: int = 32):
         super().__init__()
@@ -81,11 +81,17 @@ class ComGenerator(nn.Module):
         self.upsample21 = _up(2 * d, d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % 16 or x.shape[-2] % 16:
-            from ..errors import InputError
+        """ComG(x) for images in [-1, 1]. Sides that are not multiples of 16 (a photo protected at its own
+        resolution) are padded by reflection to the next multiple and cropped back; multiples of 16 run
+        exactly as the official forward."""
+        h, w = x.shape[-2:]
+        ph, pw = -h % 16, -w % 16
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            return self._forward(torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode))[..., :h, :w]
+        return self._forward(x)
 
-            raise InputError(f"ComG: image sides must be multiples of 16 (four 2× poolings), got {tuple(x.shape[-2:])}; "
-                             "resize the faces (e.g. 64 or 256 px)")
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         c1 = self.conv1(x)
         c2 = self.conv2(self.max_pool(c1))
         c3 = self.conv3(self.max_pool(c2))

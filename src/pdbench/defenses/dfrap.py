@@ -41,7 +41,9 @@ RECORD = Record(
               "pdb": "the same attack, but its reference is G(ComG(x)) and it runs with a randomly initialised ComG "
                      "when none is given"},
     notes="The paper's own tables (OSN disruption rates) are not recorded: its text is not available to pdbench. "
-          "pdbench's ComG is its own (width 16, 64 px, trained on libjpeg pairs), not the authors'.",
+          "pdbench's ComG is its own (width 16, 64 px, 1,050 CPU iterations on libjpeg pairs), not the authors', and "
+          "does not yet beat the identity against real JPEG, so dfrap gives PGD's numbers after JPEG 75 "
+          "(docs/model-cards/comgan-celeba-64-pdbench.md); dfrap-kornia survives JPEG 75 (MSE 0.115 vs PGD 0.0058).",
 )
 
 _COMG: dict = {}
