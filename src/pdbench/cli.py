@@ -298,8 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="registered generators, defenses, settings, metrics")
     ls.set_defaults(func=_list)
 
-    t = sub.add_parser("train", help="train a generator with its official recipe (stargan, attgan)")
-    t.add_argument("method", help="stargan or attgan")
+    t = sub.add_parser("train", help="train a generator with its official recipe (stargan, attgan; comgan: DF-RAP's "
+                                     "compression network)")
+    t.add_argument("method", help="stargan, attgan or comgan")
     t.add_argument("--data", required=True, help="folder of face photos")
     t.add_argument("--attrs", required=True, help="CelebA attribute file (list_attr_celeba.txt)")
     t.add_argument("--out", required=True, help="run directory (checkpoints, samples)")

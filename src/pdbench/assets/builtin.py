@@ -40,4 +40,17 @@ ASSETS = [
         builtin=True,
         meta={"resolution": 64},
     ),
+    AssetSpec(
+        name="comgan-celeba-64-pdbench",
+        path="comgan_celeba64_pdbench.safetensors",
+        sha256="835b85f086cc35f6caaf35ebf1e7b20185983b12c3a116ed5c1e986f7d8ae7b7",
+        size=5115366,
+        source="trained by pdbench (`pdbench train comgan`): DF-RAP's ComG (width 16) on libjpeg pairs at DF-RAP's OSN "
+               "qualities, see docs/model-cards/comgan-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="surrogate",
+        builtin=True,
+        meta={"resolution": 64},
+    ),
 ]
