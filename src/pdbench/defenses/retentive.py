@@ -1,4 +1,5 @@
-"""Retentive (Jiang et al., "Towards Retentive Proactive Defense Against DeepFakes"): a trained U-Net perturbation generator.
+"""Retentive (Jiang et al., "Towards Retentive Proactive Defense Against DeepFakes"): a trained U-Net
+perturbation generator.
 
 x_adv = Π_ε(x + ε·PG(x)), PG a U-Net with a tanh head (so ‖δ‖∞ ≤ ε by construction, then the usual
 projection onto [-1, 1]). PG is trained (``pdbench train retentive``, :mod:`pdbench.train.retentive`)

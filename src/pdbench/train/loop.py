@@ -4,10 +4,11 @@ A recipe is a dataclass of the official hyper-parameters; a trainer subclass bui
 implements one ``train_step`` (the official update rule) and a ``sample_grid``. :class:`GANTrainer`
 trains a generator with its critic (StarGAN, AttGAN); :class:`PerturbationTrainer` trains a
 model-based defense's perturbation generator against a frozen deepfake generator (Retentive). This
-module does the rest the same way for every method: the CelebA split and the in-memory uint8 image store,
-random batches with horizontal flip, atomic checkpoints (``state.pt`` holds everything needed to
-resume, ``G.safetensors`` (``PG.safetensors``) the trained network alone), sample grids, a progress bar with the losses, a time
-limit, and bf16 autocast (default on CUDA, ``amp="bf16"`` asks for it on the CPU too).
+module does the rest the same way for every method: the CelebA split and the in-memory uint8 image
+store, random batches with horizontal flip, atomic checkpoints (``state.pt`` holds everything needed
+to resume, ``G.safetensors`` / ``PG.safetensors`` the trained network alone), sample grids, a progress
+bar with the losses, a time limit, and bf16 autocast (default on CUDA, ``amp="bf16"`` asks for it on
+the CPU too).
 """
 
 from __future__ import annotations
