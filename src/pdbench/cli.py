@@ -21,10 +21,12 @@ def _train(args: argparse.Namespace) -> int:
 
     trainer_cls = TRAINERS.get(args.method)
     fields = {f.name for f in dataclasses.fields(trainer_cls.Recipe)}
+    # the generic options a recipe has (a GAN's g_lr/d_lr, a perturbation generator's lr)
     opts = {k: v for k, v in (("resolution", args.resolution), ("batch_size", args.batch_size), ("iters", args.iters),
-                              ("holdout", args.holdout), ("seed", args.seed), ("g_lr", args.lr), ("d_lr", args.lr))
-            if v is not None}
+                              ("holdout", args.holdout), ("seed", args.seed), ("g_lr", args.lr), ("d_lr", args.lr),
+                              ("lr", args.lr)) if v is not None and k in fields}
     opts.update(trainer_cls.recipe_options(args.dim, args.fc_dim, args.layers, args.iters))
+    opts.update(_recipe_sets(args.method, trainer_cls.Recipe, args.set or []))
     if args.decay_iters is not None:
         if "decay_iters" not in fields:
             raise PdbenchError(f"--decay-iters applies to stargan only ({args.method} drops its rate ten-fold at half the iterations)")
@@ -47,8 +49,29 @@ def _train(args: argparse.Namespace) -> int:
     elif args.init:
         trainer.init_from(args.init)
     trainer.train(max_minutes=args.max_minutes, save_every=args.save_every, sample_every=args.sample_every)
-    print(f"step {trainer.step}: weights in {trainer.out / 'G.safetensors'}, samples in {trainer.out / 'samples'}")
+    print(f"step {trainer.step}: weights in {trainer.out / (trainer.product + '.safetensors')}, "
+          f"samples in {trainer.out / 'samples'}")
     return 0
+
+
+def _recipe_sets(method: str, recipe_cls: type, items: list[str]) -> dict:
+    """``--set KEY=VALUE`` recipe fields (any field of the recipe, e.g. a loss weight), typed as the field's default."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(recipe_cls)}
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in defaults:
+            raise PdbenchError(f"--set {item!r}: give KEY=VALUE with KEY one of {method}'s recipe fields "
+                               f"({', '.join(sorted(defaults))})")
+        kind = type(defaults[key])
+        try:
+            out[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+        except ValueError:
+            raise PdbenchError(f"--set {item!r}: {key} takes a {kind.__name__}, got {raw!r}") from None
+    return out
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -298,20 +321,20 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="registered generators, defenses, settings, metrics")
     ls.set_defaults(func=_list)
 
-    t = sub.add_parser("train", help="train a generator with its official recipe (stargan, attgan; comgan: DF-RAP's "
-                                     "compression network)")
-    t.add_argument("method", help="stargan, attgan or comgan")
+    t = sub.add_parser("train", help="train a generator or a model-based defense with its recipe (`pdbench list` names them)")
+    t.add_argument("method", help="a training recipe: stargan, attgan (generators), retentive (defense), comgan (DF-RAP's compression network), ...")
     t.add_argument("--data", required=True, help="folder of face photos")
-    t.add_argument("--attrs", required=True, help="CelebA attribute file (list_attr_celeba.txt)")
+    t.add_argument("--attrs", default=None, help="CelebA attribute file (list_attr_celeba.txt); needed by recipes with attribute labels")
     t.add_argument("--out", required=True, help="run directory (checkpoints, samples)")
     t.add_argument("--resolution", type=int, default=None, choices=[64, 128, 256], help="default 128")
     t.add_argument("--iters", type=int, default=None, help="default: the official schedule")
     t.add_argument("--decay-iters", type=int, default=None, help="stargan: linear lr decay over the last N iterations (default iters/2)")
     t.add_argument("--batch-size", type=int, default=None, help="default: official (stargan 16, attgan 32)")
     t.add_argument("--dim", "--conv-dim", dest="dim", type=int, default=None,
-                   help="network width (stargan conv_dim, attgan enc/dec/dis dim; official 64, narrower for CPU)")
+                   help="network width (stargan conv_dim, attgan enc/dec/dis dim, retentive U-Net ngf; official 64, narrower for CPU)")
     t.add_argument("--fc-dim", type=int, default=None, help="attgan: critic's fully connected width (official 1024)")
-    t.add_argument("--layers", type=int, default=None, help="attgan: encoder/decoder/critic depth (official 5 at 128 px)")
+    t.add_argument("--layers", type=int, default=None,
+                   help="attgan: encoder/decoder/critic depth (official 5 at 128 px); retentive: U-Net down-samplings")
     t.add_argument("--holdout", type=int, default=None, help="last N images (sorted) held out for evaluation (default 1000)")
     t.add_argument("--max-minutes", type=float, default=None, help="stop (and checkpoint) after this long")
     t.add_argument("--save-every", type=int, default=2000)
@@ -320,7 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out with the recipe it was started with (only --iters/--decay-iters may change)")
     t.add_argument("--init", default=None,
                    help="start from trained weights (fine-tune): a run directory, a generator asset name or a checkpoint file")
-    t.add_argument("--lr", type=float, default=None, help="learning rate of generator and critic (default: the official)")
+    t.add_argument("--lr", type=float, default=None, help="learning rate of the trained networks (default: the official)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="set any recipe field (repeatable), e.g. --set edits_per_step=1 --set lambda_adv=2")
     t.add_argument("--device", default=None)
     t.add_argument("--amp", default=None, choices=["bf16", "none"], help="autocast (default: bf16 on CUDA, none on CPU)")
     t.add_argument("--seed", type=int, default=None)

@@ -53,4 +53,17 @@ ASSETS = [
         builtin=True,
         meta={"resolution": 64},
     ),
+    AssetSpec(
+        name="retentive-stargan-celeba-64-pdbench",
+        path="retentive_stargan_celeba64_pdbench.safetensors",
+        sha256="353739659c7097648898f7b1c8ee92636730bddd942b8e8d0940da865d6d2f46",
+        size=3671246,
+        source="trained by pdbench (`pdbench train retentive`) against stargan-celeba-64-pdbench, "
+               "see docs/model-cards/retentive-stargan-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="defense",
+        builtin=True,
+        meta={"resolution": 64, "ngf": 16, "num_downs": 6, "target": "stargan-celeba-64-pdbench"},
+    ),
 ]
