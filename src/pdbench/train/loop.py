@@ -394,7 +394,9 @@ class PerturbationTrainer(Trainer):
 
     @property
     def crop(self) -> float:  # the target's official preprocessing
-        return float(self._target_cls().crop)
+        from ..generators.base import PREPROCESSING
+
+        return float(PREPROCESSING.get(self.recipe.target).crop)  # the architecture's default record
 
     def build_parts(self) -> None:
         from ..generators import get_generator
