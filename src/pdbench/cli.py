@@ -298,8 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="registered generators, defenses, settings, metrics")
     ls.set_defaults(func=_list)
 
-    t = sub.add_parser("train", help="train a generator with its official recipe (stargan, attgan)")
-    t.add_argument("method", help="stargan or attgan")
+    t = sub.add_parser("train", help="train a generator with its official recipe (stargan, attgan, attentiongan, fpgan)")
+    t.add_argument("method", help="stargan, attgan, attentiongan (AttentionGAN v1 multi-domain) or fpgan (Fixed-Point GAN)")
     t.add_argument("--data", required=True, help="folder of face photos")
     t.add_argument("--attrs", required=True, help="CelebA attribute file (list_attr_celeba.txt)")
     t.add_argument("--out", required=True, help="run directory (checkpoints, samples)")
