@@ -28,7 +28,7 @@ from pdbench.io import save_png
 from pdbench.train.evaluate import edit_report
 
 GRIDS = {"stargan": "pdbench.train.stargan", "attgan": "pdbench.train.attgan",
-         "attentiongan": "pdbench.train.stargan", "fpgan": "pdbench.train.stargan"}  # sample_grid of the recipe
+         "attentiongan": "pdbench.train.attentiongan", "fpgan": "pdbench.train.stargan"}  # sample_grid of the recipe
 
 
 def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 50) -> dict:

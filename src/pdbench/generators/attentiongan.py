@@ -4,7 +4,9 @@ What ID-Guard and PDB attack as "AttentionGAN"/"AGGAN": StarGAN's generator (``m
 ``main.0`` … ``main.20`` modules and parameter names) whose last 7×7 convolution ``main.21`` has
 3 + 1 output channels and no ``Tanh``. Channel 0 is the attention mask A = sigmoid(·), channels 1–3
 the (unbounded) content C, and the output blends them with the input:
-``y = C · A + x · (1 − A)`` — where A is near 0 the photo is copied through unchanged. The
+``y = C · A + x · (1 − A)`` — where A is near 0 the photo is copied through unchanged. ``generate``
+returns y clamped to [-1, 1], the image the official test saves (``denorm`` clamps); training and
+:meth:`AttentionGAN.attention` use the unclamped network output, as the official solver does. The
 official ``200000-G.ckpt`` loads with ``strict=True``. Edit conditions and preprocessing are StarGAN's
 (the official ``create_labels``; CelebA centre crop 178, resize), as in PDB's ``aggan_wrapper``.
 """
@@ -47,6 +49,11 @@ def blend(x: torch.Tensor, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 class AttentionGAN(StarGAN):
     """AttentionGAN v1 (multi-domain) on StarGAN's five CelebA attributes and its five official test edits."""
 
+    # why pdbench's own weights must not be used for reported numbers (None: a real editor)
+    experimental: str | None = ("pdbench's 64 px weights: 440 iterations fine-tuned from StarGAN on a CPU; edits about half "
+                                "StarGAN's strength, blond/brown hair barely local, the attention mask not localised "
+                                "(docs/model-cards/attentiongan-celeba-64-pdbench.md); not for reported numbers")
+
     def __init__(self, resolution: int = 128, conv_dim: int = 64, repeat_num: int = 6):
         super().__init__(resolution, conv_dim, repeat_num)
         self.net = AttentionGANNet(conv_dim, len(self.attributes), repeat_num)
@@ -56,15 +63,22 @@ class AttentionGAN(StarGAN):
                     resolution: int | None = None, device: str | torch.device = "cpu") -> "AttentionGAN":
         """pdbench's own weights (default) or an official/user checkpoint path (``200000-G.ckpt``; strict)."""
         try:
-            return super().from_assets(checkpoint, asset, resolution, device)
+            model = super().from_assets(checkpoint, asset, resolution, device)
         except AssetCorruptError as e:
             raise AssetCorruptError(str(e).replace("StarGAN", "AttentionGAN")) from None
+        if checkpoint is not None:
+            model.experimental = None  # the flag describes pdbench's shipped weights, not a user's checkpoint
+        return model
 
     def _check(self, x: torch.Tensor) -> None:
         try:
             super()._check(x)
         except InputError as e:
             raise InputError(str(e).replace("stargan", "attentiongan")) from None
+
+    def generate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The edited image, clamped to [-1, 1] (the content channels are unbounded)."""
+        return super().generate(x, c).clamp(-1, 1)
 
     def attention(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(result, attention mask, content) for inspection (the official test saves all three)."""
@@ -76,4 +90,4 @@ class AttentionGAN(StarGAN):
         decoding needs x as well."""
         if x is None:
             raise InputError("attentiongan: decode needs the input image x (the output blends it in by the attention mask)")
-        return blend(x, self.net.main[self.net.n_encoder:](h))[0]
+        return blend(x, self.net.main[self.net.n_encoder:](h))[0].clamp(-1, 1)

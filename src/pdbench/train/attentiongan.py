@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..generators.attentiongan import AttentionGANNet
-from ..generators.stargan import ATTRS, StarGANDiscriminator
+from ..generators.stargan import ATTRS, StarGANDiscriminator, target_conditions
+from ..tensors import to_uint8
 from . import TRAINERS
 from .stargan import StarGANRecipe, StarGANTrainer
 
@@ -38,6 +40,15 @@ def stargan_output_to_attention(state: dict, prefix: str, *args) -> None:
         state[prefix + OUT] = torch.cat([torch.zeros_like(w[:1]), w], dim=0)
 
 
+def sample_grid(G: AttentionGANNet, x: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Rows: input, the five official edits (black, blond, brown hair, gender, age), then their five
+    attention masks (white: generated, black: copied from the input), as the official test saves them."""
+    with torch.inference_mode():
+        parts = [G.parts(x, c) for c in target_conditions(labels).to(x.device)]
+    outs = [x] + [p[0] for p in parts] + [p[1] * 2 - 1 for p in parts]
+    return np.concatenate(list(to_uint8(torch.cat(outs, dim=3))), axis=0)
+
+
 @TRAINERS.register("attentiongan")
 class AttentionGANTrainer(StarGANTrainer):
     Recipe = AttentionGANRecipe
@@ -47,6 +58,9 @@ class AttentionGANTrainer(StarGANTrainer):
         r = self.recipe
         return (AttentionGANNet(r.g_conv_dim, len(ATTRS), r.g_repeat_num),
                 StarGANDiscriminator(r.resolution, r.d_conv_dim, len(ATTRS), r.d_repeat()))
+
+    def sample_grid(self) -> np.ndarray:
+        return sample_grid(self.G, self.fixed_x, self.fixed_c)
 
     def init_from(self, source: str) -> str:
         """As the loop's, and a StarGAN generator initialises AttentionGAN's (see the module notes)."""
