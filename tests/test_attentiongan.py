@@ -87,6 +87,7 @@ def test_init_from_the_shipped_stargan(celeba_dir, tmp_path):
     tr = AttentionGANTrainer(str(imgs), str(celeba_dir / "list_attr_celeba_first20k.txt"), str(tmp_path / "ft"), recipe)
     what = tr.init_from("stargan-celeba-64-pdbench")
     assert "fresh" not in what  # the critic came too
+    assert "content channels" in what and tr.init == what
     g = load_file(str(resolve("stargan-celeba-64-pdbench")))
     sd = tr.G.state_dict()
     assert all(torch.equal(sd[k], v.float()) for k, v in g.items() if k != "main.21.weight")

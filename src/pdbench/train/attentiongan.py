@@ -64,8 +64,20 @@ class AttentionGANTrainer(StarGANTrainer):
 
     def init_from(self, source: str) -> str:
         """As the loop's, and a StarGAN generator initialises AttentionGAN's (see the module notes)."""
-        hook = self.G._register_load_state_dict_pre_hook(stargan_output_to_attention)
+        converted = []
+
+        def hook_fn(state, prefix, *args):
+            w = state.get(prefix + OUT)
+            converted.append(w is not None and w.shape[0] == 3)
+            stargan_output_to_attention(state, prefix, *args)
+
+        hook = self.G._register_load_state_dict_pre_hook(hook_fn)
         try:
-            return super().init_from(source)
+            what = super().init_from(source)
         finally:
             hook.remove()
+        if any(converted):
+            what += "; a StarGAN generator: its output convolution became the content channels, the attention starts at 0"
+            self.init = what
+            print("StarGAN's output convolution -> content channels; attention channel at zero (A = 0.5)", flush=True)
+        return what
