@@ -24,8 +24,9 @@ from pdbench.metrics.fid import features, fid_from_features
 from pdbench.tensors import resolve_device
 
 
-def measure(name: str, n: int, device: torch.device) -> dict:
-    G = GENERATORS.get(name).from_assets().to(device).eval()
+def measure(name: str, n: int, device: torch.device, G=None) -> dict:
+    """FIDs of generator ``name``'s shipped weights, or of the loaded generator ``G`` (e.g. a checkpoint)."""
+    G = (G if G is not None else GENERATORS.get(name).from_assets()).to(device).eval()
     root = resolve("celeba-10k-89px", check=False)
     ds = FaceFolder(root / "images", G.resolution, attr_file=root / "list_attr_celeba_first20k.txt", check_files=False,
                     crop=G.crop)

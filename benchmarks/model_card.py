@@ -1,10 +1,16 @@
 """Numbers and sample grid for the model card of a trained attribute editor, on held-out CelebA images.
 
-    python benchmarks/model_card.py stargan|attgan [--checkpoint G.safetensors] [--n 200] [--grid docs/images/x.png]
+    python benchmarks/model_card.py stargan|attgan|attentiongan|fpgan [--checkpoint G.safetensors] [--n 200]
+        [--fid-n 100] [--grid docs/images/x.png]
 
 Reports, per official edit, the mean |G(x, c) − G(x, c_org)| inside the hair and face regions
 (:mod:`pdbench.train.evaluate`), the cycle reconstruction L1 |G(G(x, c), c_org) − x| and the
-reconstruction L1 |G(x, c_org) − x|. Without --checkpoint, pdbench's shipped weights are measured.
+reconstruction L1 |G(x, c_org) − x|; the identity preservation of each edit: the cosine of
+MobileFaceNet embeddings (``pdbench.faces.identity``, CelebA crop box) between the photo and its
+unprotected deepfake G(x, c), mean over the images (1 = the same identity; the reconstruction and a
+different held-out face are given for scale); with ``--fid-n`` the FIDs of ``fid_generators.py``
+(edits and reconstructions against real held-out faces, beside the real-vs-real floor at that n).
+Without --checkpoint, pdbench's shipped weights are measured.
 """
 
 from __future__ import annotations
@@ -21,13 +27,38 @@ from pdbench.generators import GENERATORS
 from pdbench.io import save_png
 from pdbench.train.evaluate import edit_report
 
+GRIDS = {"stargan": "pdbench.train.stargan", "attgan": "pdbench.train.attgan",
+         "attentiongan": "pdbench.train.attentiongan", "fpgan": "pdbench.train.stargan"}  # sample_grid of the recipe
+
+
+def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 50) -> dict:
+    """Mean cosine similarity of MobileFaceNet embeddings: photo vs G(x, c) for each official edit, photo
+    vs the reconstruction G(x, c_org), and photo vs another held-out face (the different-identity level)."""
+    from pdbench.faces.identity import get_embedder
+
+    emb = get_embedder("celeba")
+    n = x.shape[0]
+
+    def embed(imgs: torch.Tensor) -> torch.Tensor:
+        return torch.cat([emb(imgs[i:i + batch].clamp(-1, 1)) for i in range(0, n, batch)])
+
+    def run(c: torch.Tensor) -> torch.Tensor:
+        return torch.cat([G.generate(x[i:i + batch], c[i:i + batch]) for i in range(0, n, batch)])
+
+    e_x = embed(x)
+    cos = {name: float((e_x * embed(run(c))).sum(1).mean()) for name, c in zip(G.condition_names, G.conditions(labels, n))}
+    return {"edits": cos, "mean_edit": sum(cos.values()) / len(cos),
+            "reconstruction": float((e_x * embed(run(G.unedited(labels, n)))).sum(1).mean()),
+            "other_face": float((e_x * e_x.roll(1, 0)).sum(1).mean())}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("generator", choices=["stargan", "attgan"])
+    ap.add_argument("generator", choices=sorted(GRIDS))
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--resolution", type=int, default=64, help="resolution of --checkpoint")
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--fid-n", type=int, default=0, help="also FID at this n (fid_generators.py; 100 on the cards)")
     ap.add_argument("--grid", default=None, help="write a sample grid (8 held-out faces) to this PNG")
     args = ap.parse_args()
     G = GENERATORS.get(args.generator).from_assets(checkpoint=args.checkpoint,
@@ -38,14 +69,17 @@ def main() -> None:
     _, test = ds.split(1000)
     idx = ds.select(args.n, seed=0, pool=test)
     x, labels = ds.load(idx), ds.labels(G.attributes, idx)
-    rep = {"n_images": len(idx), **edit_report(G, x, labels)}
+    rep = {"generator": args.generator, "checkpoint": args.checkpoint, "n_images": len(idx), **edit_report(G, x, labels),
+           "identity_cosine": identity_report(G, x, labels)}
+    if args.fid_n:
+        from fid_generators import measure  # benchmarks/ is on the path when this script runs
+
+        rep["fid"] = measure(args.generator, args.fid_n, torch.device("cpu"), G)
     print(json.dumps(rep, indent=1))
     if args.grid:
-        if args.generator == "stargan":
-            from pdbench.train.stargan import sample_grid
-        else:
-            from pdbench.train.attgan import sample_grid
-        g = sample_grid(G.net, x[:8], labels[:8])
+        import importlib
+
+        g = importlib.import_module(GRIDS[args.generator]).sample_grid(G.net, x[:8], labels[:8])
         save_png(args.grid, np.ascontiguousarray(g))
         print(f"grid: {args.grid}")
 

@@ -50,6 +50,17 @@ ASSETS = [
         url=None,
         licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
         kind="surrogate",
+    ),
+    AssetSpec(
+        name="attentiongan-celeba-64-pdbench",
+        path="attentiongan_celeba64_pdbench.safetensors",
+        sha256="30b7f9315b6a6090891dab35024187e8c0786430550b58e7ed0a2396ea8379c1",
+        size=1084128,
+        source="trained by pdbench (`pdbench train attentiongan --init stargan-celeba-64-pdbench`), see "
+               "docs/model-cards/attentiongan-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="generator",
         builtin=True,
         meta={"resolution": 64},
     ),
@@ -65,5 +76,18 @@ ASSETS = [
         kind="defense",
         builtin=True,
         meta={"resolution": 64, "ngf": 16, "num_downs": 6, "target": "stargan-celeba-64-pdbench"},
+    ),
+    AssetSpec(
+        name="fpgan-celeba-64-pdbench",
+        path="fpgan_celeba64_pdbench.safetensors",
+        sha256="c2f4d81773c712fd5b623deacadb2eac7a6d75ead296cb0df2d8299d2d5fe281",
+        size=1082560,
+        source="trained by pdbench (`pdbench train fpgan --init stargan-celeba-64-pdbench`), see "
+               "docs/model-cards/fpgan-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="generator",
+        builtin=True,
+        meta={"resolution": 64},
     ),
 ]
