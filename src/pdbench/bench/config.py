@@ -25,7 +25,8 @@ from pathlib import Path
 
 from ..errors import InputError, PdbenchError
 from ..registry import spec_label
-from .schema import SEED_MAX, _int, _str, check_dataset, check_finite, check_params, check_top, did_you_mean
+from .schema import (SEED_MAX, _int, _str, check_dataset, check_executor, check_finite, check_params, check_top,
+                     did_you_mean)
 
 
 def _norm_list(items, what: str) -> list[dict]:
@@ -78,6 +79,7 @@ def validate(cfg: "BenchConfig") -> list:
     _str("out", cfg.out)
     _int("batch_size", cfg.batch_size, 1)
     _int("seed", cfg.seed, 0, SEED_MAX)
+    check_executor(cfg.executor)
     resolve_device(cfg.device)
     for i, g in enumerate(cfg.generators):
         _, params = _method("generator", GENERATORS, g, f"generators[{i}]")
@@ -127,6 +129,7 @@ class BenchConfig:
     device: str = "cpu"
     out: str = "results"
     seed: int = 0
+    executor: str | dict = "local"  # how the cells run (pdbench.bench.runner.make_executor); not in the content key
     extra: dict = field(default_factory=dict)
     metric_specs: list[dict] = field(default_factory=list)  # {"name": ..., **params}, parallel to metrics
 
@@ -138,14 +141,15 @@ class BenchConfig:
         """The config as it would be written (what :meth:`content_key` hashes, with ``out``)."""
         return {"name": self.name, "dataset": self.dataset, "generators": self.generators, "defenses": self.defenses,
                 "settings": self.settings, "metrics": self.metric_specs, "batch_size": self.batch_size,
-                "device": self.device, "out": self.out, "seed": self.seed}
+                "device": self.device, "out": self.out, "seed": self.seed, "executor": self.executor}
 
     def content_key(self) -> str:
-        """What the results depend on (everything but ``out``, ``device`` and ``name``): a run folder belongs to one."""
+        """What the results depend on (everything but ``out``, ``device``, ``name`` and ``executor``): a run
+        folder belongs to one."""
         import hashlib
         import json
 
-        d = {k: v for k, v in self.to_dict().items() if k not in ("out", "device", "name")}
+        d = {k: v for k, v in self.to_dict().items() if k not in ("out", "device", "name", "executor")}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def validate(self) -> list:
@@ -169,7 +173,7 @@ class BenchConfig:
             settings=list(d.get("settings") or ["none"]), metrics=[spec_label(m) for m in metric_specs],
             metric_specs=metric_specs,
             batch_size=int(d.get("batch_size", 16)), device=str(d.get("device", "cpu")),
-            out=str(d.get("out", "results")), seed=int(d.get("seed", 0)),
+            out=str(d.get("out", "results")), seed=int(d.get("seed", 0)), executor=d.get("executor", "local"),
         ).checked()
 
     def checked(self) -> "BenchConfig":

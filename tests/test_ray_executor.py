@@ -1,0 +1,171 @@
+"""Distributed runs on Ray: a local two-worker cluster gives exactly the local run's results, a worker
+killed mid-run costs only its cell (retried, finished cells kept), a run interrupted on the driver
+resumes; the executor's config key and CLI flags are checked in one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+
+from pdbench.bench import BenchConfig, run
+from pdbench.bench.runner import summary_line, timed_compute
+from pdbench.errors import InputError
+
+if os.environ.get("CI"):
+    import ray  # CI installs .[test], which has Ray: this module must run there, never skip
+else:
+    ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def faces(celeba_dir, tmp_path_factory):
+    """4 held-out CelebA faces (never seen in training) with their attribute lines, in a folder of their
+    own (so planning does not scan 10,000 photos)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("faces")
+    names = [f"{i:06d}.jpg" for i in (9001, 9337, 9614, 9990)]
+    (root / "images").mkdir()
+    for n in names:
+        shutil.copy(celeba_dir / "images" / n, root / "images" / n)
+    lines = (celeba_dir / "list_attr_celeba_first20k.txt").read_text().splitlines()
+    rows = [ln for ln in lines[2:] if ln.split(" ", 1)[0] in names]
+    (root / "attrs.txt").write_text("\n".join([str(len(rows)), lines[1], *rows]) + "\n")
+    return root
+
+
+def _cfg(faces, out, **over) -> BenchConfig:
+    """4 cells: 2 batches of 2 held-out faces × {none, pgd(steps=2)}, 2 settings, 3 metrics."""
+    d = {
+        "name": "ray",
+        "dataset": {"path": str(faces / "images"), "attrs": str(faces / "attrs.txt")},
+        "generators": ["stargan"],
+        "defenses": ["none", {"name": "pgd", "steps": 2}],
+        "settings": ["none", {"name": "jpeg", "quality": 75}],
+        "metrics": ["mse", "dsr_mse", "linf_adv"],
+        "batch_size": 2,
+        "device": "cpu",
+        "out": str(out),
+    }
+    d.update(over)
+    return BenchConfig.from_dict(d)
+
+
+def _table(out) -> list[dict]:
+    """results.csv without the timing rows (wall seconds differ between any two runs; values must not)."""
+    return [r for r in csv.DictReader(open(out / "results.csv")) if r["metric"] != "protect_seconds_per_image"]
+
+
+def _means(out) -> list[dict]:
+    return [{k: v for k, v in e.items() if k != "protect_seconds_per_image"}
+            for e in json.loads((out / "results.json").read_text())["summary"]]
+
+
+@pytest.fixture(scope="module")
+def local(faces, tmp_path_factory):
+    import torch
+
+    out = tmp_path_factory.mktemp("local")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray task (num_cpus=1): the same kernels, so the same bits
+    try:
+        stats = run(_cfg(faces, out), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert stats["computed"] == 4 and stats["executor"] == "local"
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster with two CPU workers, shut down (its processes ended) after the module."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def test_ray_run_is_the_local_run(faces, tmp_path, local, cluster):
+    stats = run(_cfg(faces, tmp_path / "ray", executor="ray"), progress=False)
+    assert stats["computed"] == 4 and stats["reused"] == 0
+    assert stats["executor"] == "ray" and stats["workers"] == 2
+    rows = _table(tmp_path / "ray")
+    assert len(rows) == 4 * 2 * 2 * 3  # images × defenses × settings × metrics
+    assert rows == _table(local)  # the same rows, in the same order, to the last bit
+    assert _means(tmp_path / "ray") == _means(local)
+    assert max(float(r["value"]) for r in rows if r["metric"] == "linf_adv") <= 0.05
+    meta = json.loads((tmp_path / "ray" / "results.json").read_text())
+    assert meta["run"]["executor"] == "ray" and len(meta["cells"]) == 4
+    assert all(c["seconds"] > 0 and not c["reused"] for c in meta["cells"])
+    assert "4 cell(s) (8 protected images): 4 computed, 0 reused" in summary_line(stats)
+    assert "on ray (2 workers)" in summary_line(stats)
+
+    again = run(_cfg(faces, tmp_path / "ray", executor="ray"), progress=False)
+    assert again["computed"] == 0 and again["reused"] == 4  # read on the driver, nothing sent to Ray
+    assert _table(tmp_path / "ray") == rows
+
+
+def test_killed_worker_loses_only_its_cell(faces, tmp_path, local, cluster):
+    from pdbench.bench.ray_executor import RayExecutor
+
+    log = tmp_path / "attempts.log"
+
+    def crash_once(cell, assets, progress=None):  # a closure: Ray ships it by value to the workers
+        with open(log, "a") as f:
+            f.write(cell.label() + "\n")
+        if cell.defense["name"] == "pgd" and cell.batch == 1 and open(log).read().count(cell.label()) == 1:
+            os._exit(1)  # the worker process dies on the cell's first attempt, as a kill -9 or OOM would
+        return timed_compute(cell, assets, progress)
+
+    out = tmp_path / "killed"
+    stats = run(_cfg(faces, out), progress=False, executor=RayExecutor(device="cpu", compute=crash_once))
+    assert stats["computed"] == 4
+    attempts = log.read_text().splitlines()
+    assert sorted(attempts) == sorted(["stargan none b0/2", "stargan none b1/2", "stargan pgd(steps=2) b0/2",
+                                       "stargan pgd(steps=2) b1/2", "stargan pgd(steps=2) b1/2"])
+    assert _table(out) == _table(local)  # retried, and the same results
+    assert not list(out.rglob("*.part"))
+
+
+def test_driver_interrupt_resumes(faces, tmp_path, local, cluster):
+    out = tmp_path / "resumed"
+    seen = []
+
+    def stop_after_one(cell):
+        seen.append(cell)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(faces, out, executor="ray"), progress=False, on_cell=stop_after_one)
+    assert len(seen) == 1 and not (out / "results.csv").exists()
+    assert not (out / ".pdbench.lock").exists()
+    stats = run(_cfg(faces, out, executor="ray"), progress=False)
+    assert stats["reused"] >= 1 and stats["computed"] + stats["reused"] == 4  # the finished cell is kept
+    assert _table(out) == _table(local)
+
+
+def test_executor_config_and_flags(faces, tmp_path, capsys):
+    from pdbench.cli import main
+
+    for bad, msg in (("rey", "executor must be local or ray, got 'rey'. Did you mean 'ray'"),
+                     ({"name": "ray", "adress": "auto"}, "unknown key 'adress' in executor"),
+                     ({"name": "local", "address": "auto"}, "executor local takes no options"),
+                     ({"name": "ray", "cpus_per_cell": 0}, "cpus_per_cell must be a number > 0")):
+        with pytest.raises(InputError, match=msg):
+            _cfg(faces, tmp_path, executor=bad)
+    a = _cfg(faces, tmp_path / "a", executor={"name": "ray", "address": "auto"})
+    assert a.content_key() == _cfg(faces, tmp_path / "b").content_key()  # how cells run is not what they hold
+
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"dataset": {"path": str(faces / "images"), "n": 1}, "generators": ["stargan"],
+                                   "defenses": ["none"], "metrics": ["mse"], "out": str(tmp_path / "o")}))
+    assert main(["run", str(cfg), "--executor", "local", "--address", "auto"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--address is a Ray cluster's; use it with --executor ray" in err
+    assert not (tmp_path / "o").exists()  # refused before any work
