@@ -101,7 +101,7 @@ def test_ray_run_is_the_local_run(faces, tmp_path, local, cluster):
     meta = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert meta["run"]["executor"] == "ray" and len(meta["cells"]) == 4
     assert all(c["seconds"] > 0 and not c["reused"] for c in meta["cells"])
-    assert "4 cell(s) (8 protected images): 4 computed, 0 reused" in summary_line(stats)
+    assert "4 cell(s), 8 protected image(s): 4 computed, 0 reused" in summary_line(stats)
     assert "on ray (2 workers)" in summary_line(stats)
 
     again = run(_cfg(faces, tmp_path / "ray", executor="ray"), progress=False)
@@ -148,7 +148,7 @@ def test_driver_interrupt_resumes(faces, tmp_path, local, cluster):
     assert _table(out) == _table(local)
 
 
-def test_executor_config_and_flags(faces, tmp_path, capsys):
+def test_executor_config_and_flags(faces, tmp_path, capsys, cluster):
     from pdbench.cli import main
 
     for bad, msg in (("rey", "executor must be local or ray, got 'rey'. Did you mean 'ray'"),
@@ -169,3 +169,11 @@ def test_executor_config_and_flags(faces, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--address is a Ray cluster's; use it with --executor ray" in err
     assert not (tmp_path / "o").exists()  # refused before any work
+
+    assert main(["run", str(cfg), "--executor", "ray", "--no-progress"]) == 0  # joins the Ray this process runs
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("1 cell(s), 1 protected image(s): 1 computed, 0 reused, in ") and last.endswith("on ray (2 workers)")
+    meta = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert meta["config"]["executor"] == "ray" and meta["run"]["executor"] == "ray"
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "This run: 1 of 1 batch cell computed, 0 reused, in " in html and "on ray (2 workers)" in html

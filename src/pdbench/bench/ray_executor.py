@@ -55,11 +55,15 @@ def _workdir(cell: Cell) -> Cell:
         return dataclasses.replace(cell, cache=str(scratch))
 
 
-def _task(cell: Cell, assets: str | None, threads: int, compute: Callable) -> tuple[CellResult, dict[str, bytes]]:
-    """What a Ray worker runs for one cell: its result and its cache files (relative path -> bytes)."""
+def _task(cell: Cell, assets: str | None, threads: int, compute: Callable, cwd: str) -> tuple[CellResult, dict[str, bytes]]:
+    """What a Ray worker runs for one cell: its result and its cache files (relative path -> bytes).
+    ``cwd`` is the driver's working folder: where it exists here, relative paths of the config (photos,
+    checkpoints) mean what they mean on the driver."""
     import torch
 
     torch.set_num_threads(threads)
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
     here = _workdir(cell)
     res = compute(here, assets)
     root = Path(here.cache)
@@ -140,13 +144,13 @@ class RayExecutor:
                                              retry_exceptions=False)
             threads = max(1, int(self.cpus_per_cell))
             device = "cuda" if gpus else "cpu"
-            path = None if assets is None else str(assets)
+            path = None if assets is None else str(Path(assets).resolve())
             for cell in cells:
                 if all(cell.setting_file(t).is_file() for t in cell.settings):
                     yield cell, self.compute(cell, path)  # already computed: read here, nothing to send
                     continue
                 work = dataclasses.replace(cell, device=device, cache=str(Path(cell.cache).resolve()))
-                pending[task.remote(work, path, threads, self.compute)] = cell
+                pending[task.remote(work, path, threads, self.compute, os.getcwd())] = cell
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:

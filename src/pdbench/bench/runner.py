@@ -40,6 +40,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..assets import ASSETS, asset_dir, resolve, sha256_file, verify_files
 from ..data import FaceFolder
@@ -433,19 +434,11 @@ def make_executor(spec: str | dict | None, device: str = "auto"):
 
 # -- the run --------------------------------------------------------------------------------------------
 
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 class _Progress:
     """The bar over the whole matrix: cells done (of all), images per second of the cells computed in
     this run (reused ones are not work), and the ETA of the cells left at that rate."""
 
     def __init__(self, cells: list[Cell], desc: str, enabled: bool):
-        from tqdm import tqdm
-
         self.left = sum(len(c.files) for c in cells)
         self.images = 0  # computed in this run
         self.t0 = time.perf_counter()
@@ -459,7 +452,7 @@ class _Progress:
 
     def _postfix(self, refresh: bool) -> None:
         r = self.rate()
-        speed = f"{r:.2f} img/s, ETA {_clock(self.left / r)}" if r else "ETA ?"
+        speed = f"{r:.2f} img/s, ETA {tqdm.format_interval(self.left / r)}" if r else "ETA ?"
         if not self.left:
             speed = f"{r:.2f} img/s" if r else ""
         self.bar.set_postfix_str(", ".join(x for x in (speed, self.current) if x), refresh=refresh)
@@ -530,8 +523,8 @@ def summary_line(stats: dict) -> str:
     rate = stats.get("images_per_second")
     workers = stats.get("workers") or 1
     on = stats.get("executor", "local") + (f" ({workers} workers)" if workers > 1 else "")
-    return (f"{stats['cells']} cell(s) ({stats['images']} protected images): {stats['computed']} computed, "
-            f"{stats['reused']} reused, in {_clock(stats['seconds'])}"
+    return (f"{stats['cells']} cell(s), {stats['images']} protected image(s): {stats['computed']} computed, "
+            f"{stats['reused']} reused, in {tqdm.format_interval(stats['seconds'])}"
             + (f" ({rate:.2f} images/s)" if rate else "") + f" on {on}")
 
 
