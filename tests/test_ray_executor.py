@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -79,14 +81,38 @@ def local(faces, tmp_path_factory):
     return out
 
 
+def _ray_children() -> list[str]:
+    """Command lines of this process's live descendants that belong to Ray (Linux /proc; [] elsewhere)."""
+    procs = {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[-1].split()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        procs[int(d.name)] = (int(fields[1]), fields[0], cmd)
+    mine, grew = {os.getpid()}, True
+    while grew:
+        more = {pid for pid, (ppid, _, _) in procs.items() if ppid in mine} - mine
+        mine |= more
+        grew = bool(more)
+    return [cmd[:80] for pid, (_, state, cmd) in procs.items() if pid in mine and pid != os.getpid()
+            and state != "Z" and "ray" in cmd]
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    """A local Ray cluster with two CPU workers, shut down (its processes ended) after the module."""
+    """A local Ray cluster with two CPU workers, shut down after the module: no Ray process outlives it."""
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
     try:
         yield ray
     finally:
         ray.shutdown()
+    for _ in range(50):
+        if not _ray_children():
+            break
+        time.sleep(0.2)
+    assert not _ray_children()
 
 
 def test_ray_run_is_the_local_run(faces, tmp_path, local, cluster):
@@ -148,8 +174,16 @@ def test_driver_interrupt_resumes(faces, tmp_path, local, cluster):
     assert _table(out) == _table(local)
 
 
-def test_executor_config_and_flags(faces, tmp_path, capsys, cluster):
+def test_executor_config_and_flags(faces, tmp_path, capsys, cluster, monkeypatch):
+    import sys
+
+    from pdbench.bench.runner import make_executor
     from pdbench.cli import main
+
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "ray", None)  # as where Ray is not installed
+        with pytest.raises(InputError, match=r"executor ray needs Ray, which is not installed: pip install 'pdbench\[ray\]'"):
+            make_executor("ray")
 
     for bad, msg in (("rey", "executor must be local or ray, got 'rey'. Did you mean 'ray'"),
                      ({"name": "ray", "adress": "auto"}, "unknown key 'adress' in executor"),
@@ -177,3 +211,25 @@ def test_executor_config_and_flags(faces, tmp_path, capsys, cluster):
     assert meta["config"]["executor"] == "ray" and meta["run"]["executor"] == "ray"
     html = (tmp_path / "o" / "report.html").read_text()
     assert "This run: 1 of 1 batch cell computed, 0 reused, in " in html and "on ray (2 workers)" in html
+
+
+def test_gpus_per_cell_follow_the_device_and_the_cluster():
+    """num_gpus of each cell's task: 1 on CUDA (device cuda, or auto on a cluster with GPUs), else 0; a
+    CUDA run on a cluster without GPUs is refused in one line. (No GPU here: the cluster's resources are
+    given as Ray reports them.)"""
+    from pdbench.bench.ray_executor import RayExecutor
+
+    class Cluster:
+        def __init__(self, gpus):
+            self.res = {"CPU": 16.0, **({"GPU": float(gpus)} if gpus else {})}
+
+        def cluster_resources(self):
+            return self.res
+
+    assert RayExecutor(device="auto")._gpus(Cluster(8)) == 1
+    assert RayExecutor(device="auto")._gpus(Cluster(0)) == 0
+    assert RayExecutor(device="cpu")._gpus(Cluster(8)) == 0
+    assert RayExecutor(device="cuda:1")._gpus(Cluster(2)) == 1
+    assert RayExecutor(device="auto", gpus_per_cell=0.5)._gpus(Cluster(1)) == 0.5
+    with pytest.raises(InputError, match="the cells need a GPU .device cuda. but the Ray cluster has none"):
+        RayExecutor(device="cuda")._gpus(Cluster(0))

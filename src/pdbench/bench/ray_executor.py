@@ -96,6 +96,7 @@ class RayExecutor:
                  gpus_per_cell: float | None = None, max_retries: int = 3, compute: Callable | None = None):
         if cpus_per_cell <= 0 or (gpus_per_cell is not None and gpus_per_cell < 0) or max_retries < 0:
             raise InputError("executor ray: cpus_per_cell must be > 0, gpus_per_cell >= 0 and max_retries >= 0")
+        _ray()  # not installed: said before any work
         self.address = address
         self.device = str(device)
         self.cpus_per_cell = cpus_per_cell
