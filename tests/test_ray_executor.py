@@ -157,6 +157,17 @@ def test_killed_worker_loses_only_its_cell(faces, tmp_path, local, cluster):
     assert not list(out.rglob("*.part"))
 
 
+def test_an_error_in_a_cell_is_its_one_line(faces, tmp_path, cluster):
+    from pdbench.bench.ray_executor import RayExecutor
+
+    def refuse(cell, assets, progress=None):
+        raise InputError(f"{cell.files[0]} changed since the run was planned; run the same command again")
+
+    with pytest.raises(InputError, match=r"^\S+\.jpg changed since the run was planned; run the same command again$"):
+        run(_cfg(faces, tmp_path / "e"), progress=False, executor=RayExecutor(device="cpu", compute=refuse))
+    assert not (tmp_path / "e" / ".pdbench.lock").exists()
+
+
 def test_driver_interrupt_resumes(faces, tmp_path, local, cluster):
     out = tmp_path / "resumed"
     seen = []
@@ -184,6 +195,8 @@ def test_executor_config_and_flags(faces, tmp_path, capsys, cluster, monkeypatch
         m.setitem(sys.modules, "ray", None)  # as where Ray is not installed
         with pytest.raises(InputError, match=r"executor ray needs Ray, which is not installed: pip install 'pdbench\[ray\]'"):
             make_executor("ray")
+    with pytest.raises(InputError, match="nothing answers at 127.0.0.1:1 .*ray start --head"):
+        make_executor({"name": "ray", "address": "127.0.0.1:1"})._reachable()  # at once, not after Ray's minutes of retries
 
     for bad, msg in (("rey", "executor must be local or ray, got 'rey'. Did you mean 'ray'"),
                      ({"name": "ray", "adress": "auto"}, "unknown key 'adress' in executor"),

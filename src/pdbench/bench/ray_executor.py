@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -104,20 +105,44 @@ class RayExecutor:
         self.max_retries = int(max_retries)
         self.compute = compute or timed_compute
         self.workers = 1
+        self._started = False  # this executor started Ray (ray.init), so it shuts it down after the run
 
-    def _connect(self, ray) -> bool:
-        """Join (or start) the cluster; True when this call started Ray (and so shuts it down)."""
-        if ray.is_initialized():
-            return False
+    def _reachable(self) -> None:
+        """A ``host:port`` address that nothing answers on is one line at once (Ray itself retries for minutes)."""
+        addr = self.address
+        if not addr or addr == "auto" or "://" in addr or ":" not in addr:
+            return
+        host, _, port = addr.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError) as e:
+            raise InputError(f"executor ray: nothing answers at {addr} ({getattr(e, 'strerror', None) or e}); start the head "
+                             "node with `ray start --head --port=6379` there, or pass its --address") from None
+
+    def start(self) -> None:
+        """Join (or start) the cluster before any work, so a wrong address costs nothing (the runner calls
+        it). A Ray already initialised in this process is used as it is."""
+        ray = _ray()
+        if not ray.is_initialized():
+            self._connect(ray)
+            self._started = True
+
+    def stop(self) -> None:
+        """Shut down the Ray this executor started (a Ray the caller initialised stays up)."""
+        if self._started:
+            _ray().shutdown()
+            self._started = False
+
+    def _connect(self, ray) -> None:
         import logging
 
+        self._reachable()
         try:
             ray.init(address=self.address, logging_level=logging.WARNING, include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = self.address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
             raise InputError(f"executor ray: cannot start or join the Ray cluster at {where} ({str(e).splitlines()[0]}); "
                              "start one with `ray start --head` or pass its --address") from None
-        return True
 
     def _gpus(self, ray) -> float:
         """GPUs per cell: as configured, else 1 when the cells run on CUDA (device cuda, or auto on a
@@ -134,7 +159,7 @@ class RayExecutor:
     def run(self, cells: list[Cell], assets: str | os.PathLike | None = None,
             on_progress: Callable[[Cell, str], None] | None = None) -> Iterator[tuple[Cell, CellResult]]:
         ray = _ray()
-        started = self._connect(ray)
+        self.start()
         pending: dict = {}
         try:
             gpus = self._gpus(ray)
@@ -162,8 +187,7 @@ class RayExecutor:
         finally:
             for ref in pending:  # interrupted: what still runs is cancelled, its cells resume next time
                 ray.cancel(ref, force=True)
-            if started:
-                ray.shutdown()
+            self.stop()
 
     def _get(self, ray, ref, cell: Cell):
         try:

@@ -434,6 +434,16 @@ def make_executor(spec: str | dict | None, device: str = "auto"):
 
 # -- the run --------------------------------------------------------------------------------------------
 
+@contextmanager
+def _running(executor):
+    """An executor's cluster joined (or refused) before any work, and left after the run, whatever happens."""
+    getattr(executor, "start", lambda: None)()
+    try:
+        yield executor
+    finally:
+        getattr(executor, "stop", lambda: None)()
+
+
 class _Progress:
     """The bar over the whole matrix: cells done (of all), images per second of the cells computed in
     this run (reused ones are not work), and the ETA of the cells left at that rate."""
@@ -488,7 +498,7 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
     out = Path(cfg.out)
     stats = {"computed": 0, "reused": 0}
     t0 = time.perf_counter()
-    with RunFolder(out, cfg.content_key(), cfg.name):
+    with _running(executor), RunFolder(out, cfg.content_key(), cfg.name):
         plan = make_plan(cfg, device, out)
         where = {id(c): i for i, c in enumerate(plan.cells)}
         results: list[CellResult | None] = [None] * len(plan.cells)
