@@ -157,6 +157,38 @@ def test_killed_worker_loses_only_its_cell(faces, tmp_path, local, cluster):
     assert not list(out.rglob("*.part"))
 
 
+def test_a_worker_without_the_run_folder_ships_the_cells_files(faces, tmp_path, local, monkeypatch):
+    """A node that cannot write the run folder (not shared) computes in a scratch folder and sends the
+    cell's files back; the driver's copy of them is the cell's cache (a rerun reuses them)."""
+    import dataclasses
+    import tempfile
+
+    import torch
+
+    from pdbench.assets import asset_dir
+    from pdbench.bench.ray_executor import _store, _task
+    from pdbench.bench.runner import make_plan
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # the worker's scratch folder goes here
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "x"
+    cell = make_plan(_cfg(faces, out), torch.device("cpu"), out).cells[1]  # pgd(steps=2), first batch
+    assert cell.defense["name"] == "pgd"
+    (tmp_path / "a-file").write_text("")
+    away = dataclasses.replace(cell, cache=str(tmp_path / "a-file" / "cache"))  # not a folder anyone can write
+    threads = torch.get_num_threads()
+    try:
+        res, files = _task(away, str(asset_dir()), 1, timed_compute, os.getcwd())
+    finally:
+        torch.set_num_threads(threads)
+    assert not res.reused and res.seconds > 0
+    assert sorted(files) == sorted(str(p.relative_to(cell.cache)) for p in cell.cache_files())
+    assert list((tmp_path / "tmp" / "pdbench-ray").iterdir())  # computed in the scratch folder
+    _store(cell, files)
+    again = timed_compute(cell)
+    assert again.reused and again.rows == res.rows and again.seconds == res.seconds
+
+
 def test_an_error_in_a_cell_is_its_one_line(faces, tmp_path, cluster):
     from pdbench.bench.ray_executor import RayExecutor
 
