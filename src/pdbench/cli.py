@@ -86,14 +86,25 @@ def _run_config(cfg, progress: bool) -> int:
     import json
 
     from .bench import run
+    from .bench.runner import summary_line
     from .report.markdown import compact_table
 
     stats = run(cfg, progress=progress)
     meta = json.loads(Path(stats["json"]).read_text())
     print(compact_table(meta))
-    print(f"\n{stats['computed']} cell(s) computed, {stats['reused']} reused; tidy results: {stats['results']}; "
-          f"full table and findings: {stats['summary']}; report: {stats['report']}")
+    print(f"\ntidy results: {stats['results']}; full table and findings: {stats['summary']}; report: {stats['report']}")
+    print(summary_line(stats))
     return 0
+
+
+def _with_executor(spec, name: str, address: str | None):
+    """The config's executor entry with the command line's --executor / --address over it."""
+    spec = dict(spec) if isinstance(spec, dict) else {"name": spec}
+    if spec.get("name") != name:
+        spec = {"name": name}  # the config's Ray options do not apply to another executor
+    if address:
+        spec["address"] = address
+    return spec if len(spec) > 1 else name
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -104,6 +115,12 @@ def _run(args: argparse.Namespace) -> int:
         cfg.out = args.out
     if args.device:
         cfg.device = args.device
+    if args.address and args.executor == "local":
+        from .errors import InputError
+
+        raise InputError("--address is a Ray cluster's; use it with --executor ray (or drop it)")
+    if args.executor or args.address:
+        cfg.executor = _with_executor(cfg.executor, args.executor or "ray", args.address)
     return _run_config(cfg, not args.no_progress)
 
 
@@ -261,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="results folder (default: the config's out); rerunning resumes it")
     r.add_argument("--device", default=None, help="auto (CUDA when available), cpu, cuda, cuda:1, ... (default: the config's)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    r.add_argument("--executor", choices=["local", "ray"], default=None,
+                   help="local: cells one after another here; ray: cells as Ray tasks on a cluster "
+                        "(pip install 'pdbench[ray]'; default: the config's executor, else local)")
+    r.add_argument("--address", default=None,
+                   help="the Ray cluster to join (auto, host:6379, ray://host:10001; implies --executor ray; "
+                        "default: RAY_ADDRESS, else a new local cluster)")
     r.set_defaults(func=_run)
 
     rp = sub.add_parser("report", help="(re)write a run's self-contained HTML report from its results.json", formatter_class=fmt,

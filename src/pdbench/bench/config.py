@@ -26,8 +26,8 @@ from pathlib import Path
 
 from ..errors import InputError, PdbenchError
 from ..registry import spec_label
-from .schema import (SEED_MAX, _int, _str, check_dataset, check_finite, check_params, check_top, check_transfer,
-                     did_you_mean)
+from .schema import (SEED_MAX, _int, _str, check_dataset, check_executor, check_finite, check_params, check_top,
+                     check_transfer, did_you_mean)
 
 
 def _norm_list(items, what: str) -> list[dict]:
@@ -80,6 +80,7 @@ def validate(cfg: "BenchConfig") -> list:
     _str("out", cfg.out)
     _int("batch_size", cfg.batch_size, 1)
     _int("seed", cfg.seed, 0, SEED_MAX)
+    check_executor(cfg.executor)
     resolve_device(cfg.device)
     for i, g in enumerate(cfg.generators):
         _, params = _method("generator", GENERATORS, g, f"generators[{i}]")
@@ -131,6 +132,7 @@ class BenchConfig:
     device: str = "cpu"
     out: str = "results"
     seed: int = 0
+    executor: str | dict = "local"  # how the cells run (pdbench.bench.runner.make_executor); not in the content key
     extra: dict = field(default_factory=dict)
     metric_specs: list[dict] = field(default_factory=list)  # {"name": ..., **params}, parallel to metrics
     transfer: dict | None = None  # {"from": [generator labels], "to": [...]}: the source × target matrix (R_TE)
@@ -143,17 +145,18 @@ class BenchConfig:
         """The config as it would be written (what :meth:`content_key` hashes, with ``out``)."""
         d = {"name": self.name, "dataset": self.dataset, "generators": self.generators, "defenses": self.defenses,
              "settings": self.settings, "metrics": self.metric_specs, "batch_size": self.batch_size,
-             "device": self.device, "out": self.out, "seed": self.seed}
+             "device": self.device, "out": self.out, "seed": self.seed, "executor": self.executor}
         if self.transfer is not None:  # only when set: configs without it keep their content key
             d["transfer"] = self.transfer
         return d
 
     def content_key(self) -> str:
-        """What the results depend on (everything but ``out``, ``device`` and ``name``): a run folder belongs to one."""
+        """What the results depend on (everything but ``out``, ``device``, ``name`` and ``executor``): a run
+        folder belongs to one."""
         import hashlib
         import json
 
-        d = {k: v for k, v in self.to_dict().items() if k not in ("out", "device", "name")}
+        d = {k: v for k, v in self.to_dict().items() if k not in ("out", "device", "name", "executor")}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def validate(self) -> list:
@@ -180,6 +183,7 @@ class BenchConfig:
             metric_specs=metric_specs,
             batch_size=int(d.get("batch_size", 16)), device=str(d.get("device", "cpu")),
             out=str(d.get("out", "results")), seed=int(d.get("seed", 0)), transfer=transfer,
+            executor=d.get("executor", "local"),
         ).checked()
 
     def checked(self) -> "BenchConfig":

@@ -26,9 +26,11 @@ crop square, 8-bit) and read back with the target's crop and resize (:func:`carr
 ``generator`` is its target); ``results.json`` keeps the transfer means under ``transfer`` and R_TE
 per (defense, source → target) under ``aggregates.te`` (:func:`pdbench.report.pdb.te_aggregates`).
 
-An executor runs the cells: :class:`LocalExecutor` (one after another, in this process) now; the
-interface (``run(cells, asset_dir, on_progress) -> iterator of (cell, result)``) lets a distributed one
-follow. A run folder is locked while a run writes it and belongs to one config (its content key).
+An executor runs the cells: :class:`LocalExecutor` (one after another, in this process, the default) or
+:class:`~pdbench.bench.ray_executor.RayExecutor` (Ray tasks on a local or multi-node cluster, imported
+only when asked for). Both follow one interface, ``run(cells, asset_dir, on_progress) -> iterator of
+(cell, result)`` in any order; the run puts the results back in plan order, so the tables do not depend
+on the executor. A run folder is locked while a run writes it and belongs to one config (its content key).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import sys
 import time
 import zlib
@@ -48,6 +51,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..assets import ASSETS, asset_dir, resolve, sha256_file, verify_files
 from ..data import FaceFolder
@@ -146,6 +150,15 @@ class Cell:
     @property
     def clean_file(self) -> Path:
         return self.batch_dir / "clean.pt"
+
+    @property
+    def timing_file(self) -> Path:
+        """Wall seconds (and host) of the run that computed this cell's rows (for the report's timing)."""
+        return self.batch_dir / self.defense_key / f"cell-{_key([self.setting_file(t).name for t in self.settings])}.json"
+
+    def cache_files(self) -> list[Path]:
+        """Every cache file of this cell (what a worker that computed it ships back to the driver)."""
+        return [self.clean_file, self.adv_file, *(self.setting_file(t) for t in self.settings), self.timing_file]
 
     def label(self) -> str:
         return f"{spec_label(self.generator)} {spec_label(self.defense)} b{self.batch}/{self.n_batches}"
@@ -329,6 +342,8 @@ def _read_rows(p: Path) -> list:
 class CellResult:
     rows: list[dict]
     reused: bool
+    seconds: float | None = None  # wall seconds of computing the cell (in the run that did), None if unknown
+    host: str = ""  # the machine that computed it
 
 
 def _batch(cell: Cell, G, device) -> dict:
@@ -493,53 +508,170 @@ def carry(source: Cell, target: Cell, x: torch.Tensor, x_adv: torch.Tensor, eps:
 
 # -- executors ------------------------------------------------------------------------------------------
 
+def _read_timing(p: Path) -> dict:
+    d = json.loads(p.read_text())
+    if not isinstance(d, dict) or not isinstance(d.get("seconds"), (int, float)):
+        raise ValueError("not a cell timing")
+    return d
+
+
+def timed_compute(cell: Cell, assets: str | os.PathLike | None = None,
+                  progress: Callable[[str], None] | None = None) -> CellResult:
+    """:func:`compute_cell` with the cell's wall seconds and host: measured (and kept beside the cell's
+    rows) when it computes, read back when the cell is reused. What every executor calls."""
+    t0 = time.perf_counter()
+    res = compute_cell(cell, assets, progress)
+    if res.reused:
+        saved = _read_cached(cell.timing_file, _read_timing) or {}
+        res.seconds, res.host = saved.get("seconds"), str(saved.get("host", ""))
+    else:
+        res.seconds, res.host = time.perf_counter() - t0, socket.gethostname()
+        write_text(cell.timing_file, json.dumps({"seconds": res.seconds, "host": res.host}))
+    return res
+
+
 class LocalExecutor:
     """Computes cells one after another in this process (the default)."""
+
+    name = "local"
+    workers = 1
 
     def run(self, cells: list[Cell], assets: str | os.PathLike | None = None,
             on_progress: Callable[[Cell, str], None] | None = None) -> Iterator[tuple[Cell, CellResult]]:
         for cell in cells:
             cb = None if on_progress is None else (lambda msg, c=cell: on_progress(c, msg))
-            yield cell, compute_cell(cell, assets, cb)
+            yield cell, timed_compute(cell, assets, cb)
+
+
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(spec: str | dict | None, device: str = "auto"):
+    """The executor of a config's ``executor`` entry: ``local`` (default), ``ray`` or
+    ``{name: ray, address: ..., cpus_per_cell: ..., gpus_per_cell: ...}``; ``device`` is the config's
+    (``auto`` lets a Ray cluster's GPUs be used)."""
+    spec = {"name": spec or "local"} if not isinstance(spec, dict) else dict(spec)
+    name = spec.pop("name", "local")
+    if name == "local":
+        if spec:
+            raise InputError(f"executor 'local' takes no parameters (got {', '.join(sorted(spec))}); drop them or use ray")
+        return LocalExecutor()
+    if name == "ray":
+        from .ray_executor import RayExecutor  # Ray is optional: imported only when asked for
+
+        return RayExecutor(device=device, **spec)
+    raise InputError(f"unknown executor {name!r}; known: {', '.join(EXECUTORS)}")
 
 
 # -- the run --------------------------------------------------------------------------------------------
 
-def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] | None = None,
-        executor: LocalExecutor | None = None) -> dict:
-    """Run (or resume) the benchmark; returns counts of computed and reused cells and the output paths."""
-    from tqdm import tqdm
+@contextmanager
+def _running(executor):
+    """An executor's cluster joined (or refused) before any work, and left after the run, whatever happens."""
+    getattr(executor, "start", lambda: None)()
+    try:
+        yield executor
+    finally:
+        getattr(executor, "stop", lambda: None)()
 
+
+class _Progress:
+    """The bar over the whole matrix: cells done (of all), images per second of the cells computed in
+    this run (reused ones are not work), and the ETA of the cells left at that rate."""
+
+    def __init__(self, cells: list[Cell], desc: str, enabled: bool):
+        self.left = sum(len(c.files) for c in cells)
+        self.images = 0  # computed in this run
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=len(cells), desc=desc, unit="cell", disable=not enabled, dynamic_ncols=True,
+                        bar_format="{desc}: {n_fmt}/{total_fmt} cells |{bar}| {elapsed}{postfix}")
+        self.current = ""
+
+    def rate(self) -> float | None:
+        dt = time.perf_counter() - self.t0
+        return self.images / dt if self.images and dt > 0 else None
+
+    def _postfix(self, refresh: bool) -> None:
+        r = self.rate()
+        speed = f"{r:.2f} img/s, ETA {tqdm.format_interval(self.left / r)}" if r else "ETA ?"
+        if not self.left:
+            speed = f"{r:.2f} img/s" if r else ""
+        self.bar.set_postfix_str(", ".join(x for x in (speed, self.current) if x), refresh=refresh)
+
+    def show(self, cell: Cell, msg: str) -> None:
+        self.current = f"{cell.label()} {msg}"
+        self._postfix(True)
+
+    def done(self, cell: Cell, res: CellResult) -> None:
+        n = len(cell.files)
+        self.left -= n
+        if not res.reused:
+            self.images += n
+        self.current = cell.label()
+        self._postfix(False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] | None = None,
+        executor=None) -> dict:
+    """Run (or resume) the benchmark; returns counts of computed and reused cells, the images, the wall
+    seconds, the executor and the output paths. ``executor``: an executor object, ``"local"``,
+    ``"ray"`` or None (the config's ``executor``, default local)."""
     cfg.validate()  # again: a caller may have changed the config since it was loaded
     for m in cfg.metric_specs:  # parameter values (a detector's name...) are checked by building the metric
         _metric(m)
     device = resolve_device(cfg.device)
+    if executor is None or isinstance(executor, (str, dict)):
+        executor = make_executor(cfg.executor if executor is None else executor, cfg.device)
     out = Path(cfg.out)
     stats = {"computed": 0, "reused": 0}
-    with RunFolder(out, cfg.content_key(), cfg.name):
+    t0 = time.perf_counter()
+    with _running(executor), RunFolder(out, cfg.content_key(), cfg.name):
         plan = make_plan(cfg, device, out)
-        results: list[CellResult] = []
-        bar = tqdm(total=len(plan.cells), desc=cfg.name, unit="cell", disable=not progress, dynamic_ncols=True)
-
-        def show(cell: Cell, msg: str) -> None:
-            bar.set_postfix_str(f"{cell.label()} {msg}", refresh=True)
-
+        where = {id(c): i for i, c in enumerate(plan.cells)}
+        results: list[CellResult | None] = [None] * len(plan.cells)
+        bar = _Progress(plan.cells, cfg.name, progress)
+        done = executor.run(plan.cells, asset_dir(), bar.show if progress else None)
         try:
-            for cell, res in (executor or LocalExecutor()).run(plan.cells, asset_dir(), show if progress else None):
-                results.append(res)
+            for cell, res in done:
+                results[where[id(cell)]] = res
                 stats["reused" if res.reused else "computed"] += 1
-                bar.set_postfix_str(cell.label(), refresh=False)
-                bar.update(1)
+                bar.done(cell, res)
                 if on_cell is not None and not res.reused:
                     on_cell(f"{cell.cache}/{cell.defense_key}/b{cell.batch}")
         finally:
+            getattr(done, "close", lambda: None)()  # a distributed executor cancels what is still running
             bar.close()
-        stats.update(collect(cfg, plan, results, device))
+        missing = [c.label() for c, r in zip(plan.cells, results) if r is None]
+        if missing:
+            raise PdbenchError(f"executor {executor.name} returned no result for {len(missing)} cell(s) "
+                               f"({missing[0]}, ...); run the same command again to compute them")
+        seconds = time.perf_counter() - t0
+        images = sum(len(c.files) for c in plan.cells)
+        computed = sum(len(c.files) for c, r in zip(plan.cells, results) if not r.reused)
+        stats.update({"cells": len(plan.cells), "images": images, "seconds": seconds, "executor": executor.name,
+                      "workers": getattr(executor, "workers", 1),
+                      "images_per_second": computed / seconds if computed and seconds > 0 else None})
+        stats.update(collect(cfg, plan, results, device, run_info=dict(stats)))
     return stats
 
 
-def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device) -> dict:
-    """Write the tidy table, the metadata with per-cell means and the Markdown summary (atomically)."""
+def summary_line(stats: dict) -> str:
+    """The line that ends a run: cells computed and reused, protected images, wall time, rate, executor."""
+    rate = stats.get("images_per_second")
+    workers = stats.get("workers") or 1
+    on = stats.get("executor", "local") + (f" ({workers} workers)" if workers > 1 else "")
+    return (f"{stats['cells']} cell(s), {stats['images']} protected image(s): {stats['computed']} computed, "
+            f"{stats['reused']} reused, in {tqdm.format_interval(stats['seconds'])}"
+            + (f" ({rate:.2f} images/s)" if rate else "") + f" on {on}")
+
+
+def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device, run_info: dict | None = None) -> dict:
+    """Write the tidy table, the metadata with per-cell means and the Markdown summary (atomically).
+    ``results`` are in plan order; ``run_info`` (executor, wall seconds...) goes into the metadata."""
     from ..report.findings import compute as compute_findings, findings_markdown
     from ..report.html import write_html_report
     from ..report.markdown import summary_table
@@ -550,7 +682,11 @@ def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device) -> 
     rows = [r for res in results for r in res.rows]
     meta: dict = {"name": cfg.name, "config": cfg.__dict__, "config_key": cfg.content_key(),
                   "generators": plan.generators,
-                  "metrics": {lab: METRICS.get(m["name"]).info() for lab, m in zip(cfg.metrics, cfg.metric_specs)}}
+                  "metrics": {lab: METRICS.get(m["name"]).info() for lab, m in zip(cfg.metrics, cfg.metric_specs)},
+                  "run": run_info or {},
+                  "cells": [{"generator": spec_label(c.generator), "defense": spec_label(c.defense), "batch": c.batch,
+                             "images": len(c.files), "seconds": r.seconds, "host": r.host, "reused": r.reused}
+                            for c, r in zip(plan.cells, results)]}
     for gspec in cfg.generators:
         first = [c for c in plan.cells if c.batch == 0 and c.generator == gspec]
         if first:

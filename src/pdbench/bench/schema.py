@@ -23,6 +23,7 @@ TOP_KEYS = {
     "settings": "a list", "metrics": "a list", "batch_size": "an integer >= 1", "device": "a string",
     "out": "a string", "seed": "an integer >= 0",
     "transfer": "a mapping {from: [generators], to: [generators]}",
+    "executor": "local, ray or {name: ray, address: ..., cpus_per_cell: ..., gpus_per_cell: ...}",
 }
 REQUIRED_TOP = ("dataset", "generators", "defenses", "metrics")
 DATASET_KEYS = {
@@ -98,6 +99,8 @@ def check_top(d: dict) -> None:
         _int("batch_size", d["batch_size"], 1)
     if "seed" in d:
         _int("seed", d["seed"], 0, SEED_MAX)
+    if "executor" in d:
+        check_executor(d["executor"])
     if not isinstance(d["dataset"], dict):
         raise InputError(f"config: dataset must be a mapping (asset: NAME or path: FOLDER, ...), got {d['dataset']!r}")
     for key in ("generators", "defenses", "metrics", "settings"):
@@ -106,6 +109,33 @@ def check_top(d: dict) -> None:
     for key in ("generators", "defenses", "metrics"):
         if not d[key]:
             raise InputError(f"config: {key} is empty; name at least one (see `pdbench list`)")
+
+
+EXECUTOR_KEYS = {"name": "local or ray", "address": "a Ray cluster address (host:port, auto, ray://...)",
+                 "cpus_per_cell": "a number > 0", "gpus_per_cell": "a number >= 0", "max_retries": "an integer >= 0"}
+
+
+def check_executor(e) -> None:
+    """``executor: local`` / ``ray`` or a mapping with ``name: ray`` and the Ray task options."""
+    if isinstance(e, str):
+        e = {"name": e}
+    if not isinstance(e, dict):
+        raise InputError(f"config: executor must be local, ray or a mapping with name: ray, got {e!r}")
+    _unknown("executor", e, EXECUTOR_KEYS)
+    name = e.get("name", "local")
+    if name not in ("local", "ray"):
+        raise InputError(f"config: executor must be local or ray, got {name!r}.{did_you_mean(name, ('local', 'ray'))}")
+    if name == "local" and len(e) > 1:
+        raise InputError(f"config: executor local takes no options (got {', '.join(sorted(set(e) - {'name'}))}); "
+                         "they are Ray's: use name: ray")
+    if e.get("address") is not None:
+        _str("executor.address", e["address"])
+    for k, lo in (("cpus_per_cell", 0), ("gpus_per_cell", 0)):
+        v = e.get(k)
+        if v is not None and (not is_number(v) or v < lo or (k == "cpus_per_cell" and v == 0)):
+            raise InputError(f"config: executor.{k} must be {EXECUTOR_KEYS[k]}, got {v!r}")
+    if e.get("max_retries") is not None:
+        _int("executor.max_retries", e["max_retries"], 0, 100)
 
 
 def check_dataset(ds: dict) -> None:

@@ -4,7 +4,8 @@
 ``<run_dir>/report.html``: one file that opens without a network (inline CSS and JS, every image a
 base64 data URI). It holds
 
-* a summary line and the per-cell timing table (protect seconds per image);
+* a summary line (with the run's wall time and executor) and the per-cell timing table (protect
+  seconds per image, the wall seconds of the cell's batches);
 * sortable leaderboards, one per generator and one overall: AvgRank over the PDB axes the run
   measured (said which), the white-box value of each axis, ROB per probe set / R_ROB, and TE;
 * the findings of :mod:`pdbench.report.findings` (sentences computed from the numbers) and each
@@ -235,12 +236,23 @@ def _n(k: int, word: str) -> str:
 
 
 def _timing(meta: dict) -> tuple[list[list], str]:
+    """Per (generator, defense): images, protect s/image and in all, the plan cells (batches) and their
+    wall seconds (protecting, the generator's outputs and every metric in every setting, as measured by
+    the run that computed them); and the summary line, with the run's wall time and executor."""
     cells = [e for e in meta.get("summary", []) if e["setting"] == "none" and e.get("protect_seconds_per_image") is not None]
     if not cells:
         cells = list({(e["generator"], e["defense"]): e for e in meta.get("summary", [])
                       if e.get("protect_seconds_per_image") is not None}.values())
-    rows = [[e["generator"], e["defense"], e.get("n_images"), F._fmt(e["protect_seconds_per_image"], ".4f"),
-             F._fmt(e["protect_seconds_per_image"] * (e.get("n_images") or 0), ".2f")] for e in cells]
+    wall: dict[tuple, list] = {}
+    for c in meta.get("cells", []):
+        wall.setdefault((c["generator"], c["defense"]), []).append(c.get("seconds"))
+    rows = []
+    for e in cells:
+        w = wall.get((e["generator"], e["defense"]), [])
+        known = None if not w or None in w else sum(w)
+        rows.append([e["generator"], e["defense"], e.get("n_images"), F._fmt(e["protect_seconds_per_image"], ".4f"),
+                     F._fmt(e["protect_seconds_per_image"] * (e.get("n_images") or 0), ".2f"), len(w) or "–",
+                     F._fmt(known, ".2f")])
     gens = meta.get("generators", {})
     defenses = list(dict.fromkeys(e["defense"] for e in meta.get("summary", [])))
     settings = list(dict.fromkeys(e["setting"] for e in meta.get("summary", [])))
@@ -253,6 +265,16 @@ def _timing(meta: dict) -> tuple[list[list], str]:
             "in all")
     if slow:
         line += f", slowest {slow['defense']} on {slow['generator']} ({slow['protect_seconds_per_image']:.3f} s/image)"
+    run = meta.get("run") or {}
+    if run.get("seconds") is not None:
+        from tqdm import tqdm
+
+        workers = run.get("workers") or 1
+        line += (f". This run: {run.get('computed', 0)} of {_n(run.get('cells', 0), 'batch cell')} computed, "
+                 f"{run.get('reused', 0)} reused, in {tqdm.format_interval(run['seconds'])} on {run.get('executor', 'local')}"
+                 + (f" ({workers} workers)" if workers > 1 else ""))
+        if run.get("images_per_second"):
+            line += f", {run['images_per_second']:.2f} images/s"
     return rows, line + "."
 
 
