@@ -289,6 +289,14 @@ def against_pdb(G, x, labels, args, dev) -> dict:
         "pdb": float((out["pdb"] - x.unsqueeze(0)).abs().max()),
         "pdbench_pairs": float((out["pairs"] - x.unsqueeze(0)).abs().max()),
         "pdbench_joint": float((out["joint"] - x).abs().max())}
+    # the same problems again with PDB's loop started where pdbench starts (its RNG seeded per problem as
+    # pdbench seeds each image's start): a tight check that the two loops are one algorithm
+    matched = pdb_loop(G, x, cs.to(dev), args.steps, start_seeds=(pgd.seed * 1_000_003 + torch.arange(k * n)).reshape(k, n))
+    m_matched = pair_mse(G, x, cs.to(dev), matched).cpu()
+    same_start = {"mse_pdb": float(m_matched.mean()), "mse_pdbench": float(m_pairs.mean()),
+                  "rel_diff": float(m_matched.mean() / m_pairs.mean() - 1),
+                  "max_pair_rel_diff": float(((m_matched - m_pairs).abs() / m_pairs).max()),
+                  "pixels_differing": float((matched - out["pairs"]).abs().gt(1e-4).float().mean())}
     return {
         "generator": G.name, "images": n, "edits": k, "steps": args.steps, "eps": pgd.eps, "alpha": pgd.alpha,
         "timing": {a: {"wall_s": v["wall"], "cpu_s": v["cpu"]} for a, v in t.items()},
@@ -298,7 +306,7 @@ def against_pdb(G, x, labels, args, dev) -> dict:
         "ratio_joint_cpu": t["pdb_loop"]["cpu"] / t["pdbench_joint"]["cpu"],
         "mse_pdb": float(m_pdb.mean()), "mse_pdbench_pairs": float(m_pairs.mean()),
         "mse_pdbench_joint": float(m_joint.mean()), "mean_diff": float(d.mean()), "se_diff": se,
-        "agree": abs(float(d.mean())) <= 3 * se, "max_linf": linf,
+        "agree": abs(float(d.mean())) <= 3 * se, "max_linf": linf, "same_start": same_start,
     }
 
 
@@ -307,6 +315,29 @@ def _bench_step(G, x, labels, steps=1):
     pgd = get_defense("pgd", steps=steps)
     target = Target.of(G, labels, x.shape[0])
     return pgd, target, pgd.prepare(x, target)
+
+
+def fold_batchnorm(G):
+    """A copy of G with every eval-mode BatchNorm folded into the convolution before it (``nn.Sequential``
+    pairs, AttGAN's blocks), or None when G has none. Checked to give G's output."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    G2, n = copy.deepcopy(G), 0
+    for seq in [m for m in G2.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d) and not bn.training:
+                seq[i] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d)).requires_grad_(False)
+                seq[i + 1] = nn.Identity()
+                n += 1
+    if n == 0:
+        return None
+    dev = next(G.parameters()).device
+    x = (torch.rand(2, 3, G.resolution, G.resolution) * 2 - 1).to(dev)
+    cs = G.conditions(None, 2).to(dev)
+    with torch.inference_mode():
+        assert torch.allclose(G.generate_many(x, cs), G2.generate_many(x, cs), atol=1e-4), "BatchNorm folding changed G"
+    return G2
 
 
 def variants(gens: dict, data: dict, args, dev) -> dict:
@@ -326,6 +357,14 @@ def variants(gens: dict, data: dict, args, dev) -> dict:
         # what a defense alone could do: only its images in NHWC, the caller's generator as it is
         fns["channels_last (images only)"] = pgd_step(pgd, x_cl, target, pgd.prepare(x_cl, target))
 
+        folded = fold_batchnorm(G)
+        if folded is not None:
+            t_f = Target.of(folded, labels, x.shape[0])
+            fns["conv+BatchNorm folded"] = pgd_step(pgd, x, t_f, pgd.prepare(x, t_f))
+            folded_cl = copy.deepcopy(folded).to(memory_format=torch.channels_last)
+            t_fc = Target.of(folded_cl, labels, x.shape[0])
+            fns["folded + channels_last"] = pgd_step(pgd, x_cl, t_fc, pgd.prepare(x_cl, t_fc))
+
         other = 2 if threads == 1 else 1
         base = fns["baseline"]
 
@@ -343,9 +382,9 @@ def variants(gens: dict, data: dict, args, dev) -> dict:
             G_c.net.forward = torch.compile(G_c.net.forward)
             t_c = Target.of(G_c, labels, x.shape[0])
             f_c = pgd_step(pgd, x, t_c, pgd.prepare(x, t_c))
-            w0 = time.perf_counter()
+            w0, c0 = time.perf_counter(), time.process_time()
             f_c()
-            res.setdefault(name, {})["compile_s"] = time.perf_counter() - w0
+            res.setdefault(name, {})["compile"] = {"wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0}
             fns["torch.compile"] = f_c
 
         t = interleaved(fns, args.variant_repeats, dev)
@@ -430,41 +469,56 @@ def environment(dev: torch.device) -> dict:
 
 
 def table(res: dict) -> str:
-    a, b = res["flops"], res["pdb"]
-    lines = ["| generator | step (N×K) | GFLOP / step | step time (CPU s) | achieved GFLOP/s | matmul peak | of matmul peak "
-             "| conv peak | of conv peak |", "|---|---|---|---|---|---|---|---|---|"]
-    for name in GENERATORS:
-        r = a[name]
-        lines.append(f"| {name} | {r['images']}×{r['edits']} | {r['step_flops'] / 1e9:.2f} | {r['cpu_s']:.3f} "
-                     f"| {r['gflops_cpu']:.1f} | {a['matmul']['gflops_cpu']:.1f} | {100 * r['of_matmul_peak_cpu']:.0f}% "
-                     f"| {r['conv_peak']['gflops_cpu']:.1f} | {100 * r['of_conv_peak_cpu']:.0f}% |")
-    lines += ["", "| StarGAN, N×K problems | time (CPU s) | wall s | mean MSE ↑ | ratio PDB / this (CPU, wall) |",
-              "|---|---|---|---|---|"]
-    tm = b["timing"]
-    lines.append(f"| PDB's loop (batch 1, one edit) | {tm['pdb_loop']['cpu_s']:.1f} | {tm['pdb_loop']['wall_s']:.1f} "
-                 f"| {b['mse_pdb']:.4f} | 1 |")
-    lines.append(f"| pdbench pgd, same problems batched | {tm['pdbench_pairs']['cpu_s']:.1f} | {tm['pdbench_pairs']['wall_s']:.1f} "
-                 f"| {b['mse_pdbench_pairs']:.4f} | {b['ratio_cpu']:.2f}×, {b['ratio_wall']:.2f}× |")
-    lines.append(f"| pdbench pgd, one protection per image (all K edits) | {tm['pdbench_joint']['cpu_s']:.1f} "
-                 f"| {tm['pdbench_joint']['wall_s']:.1f} | {b['mse_pdbench_joint']:.4f} "
-                 f"| {b['ratio_joint_cpu']:.2f}×, {b['ratio_joint_wall']:.2f}× |")
-    lines += ["", "| speed-up (PGD step) | " + " | ".join(GENERATORS) + " |", "|---|" + "---|" * len(GENERATORS)]
-    v = res["variants"]
-    for key in v[GENERATORS[0]]["step"]:
-        if key == "baseline":
-            continue
-        cells = []
+    lines: list[str] = []
+    if "flops" in res:
+        a = res["flops"]
+        lines += ["| generator | step (N×K) | GFLOP / step | step time (CPU s) | achieved GFLOP/s | matmul peak "
+                  "| of matmul peak | conv peak | of conv peak |", "|---|---|---|---|---|---|---|---|---|"]
         for name in GENERATORS:
-            s = v[name]["step"][key]
-            cells.append(f"{s['speedup_wall']:.2f}× wall" if key.startswith("threads") else
-                         f"{s['speedup_cpu']:.2f}× CPU, {s['speedup_wall']:.2f}× wall")
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    for key, a_, b_ in (("references", "no_grad", "inference_mode"), ("metrics_forward", "two_forwards", "fused_forward")):
-        cells = [f"{v[n][key][a_]['cpu_s'] / v[n][key][b_]['cpu_s']:.2f}× CPU" for n in GENERATORS]
-        lines.append(f"| {b_} vs {a_} | " + " | ".join(cells) + " |")
-    bf = v["bf16"]
-    lines.append(f"| bf16 autocast (1 image, 1 edit) | {1 / bf['slowdown_cpu']:.3f}× CPU (MSE {bf['mse_bf16']:.4f} vs fp32 "
-                 f"{bf['mse_fp32']:.4f}) | |")
+            r = a[name]
+            lines.append(f"| {name} | {r['images']}×{r['edits']} | {r['step_flops'] / 1e9:.2f} | {r['cpu_s']:.3f} "
+                         f"| {r['gflops_cpu']:.1f} | {a['matmul']['gflops_cpu']:.1f} | {100 * r['of_matmul_peak_cpu']:.0f}% "
+                         f"| {r['conv_peak']['gflops_cpu']:.1f} | {100 * r['of_conv_peak_cpu']:.0f}% |")
+    if "pdb" in res:
+        b, tm = res["pdb"], res["pdb"]["timing"]
+        lines += ["", f"| StarGAN, {b['images']} faces × {b['edits']} edits, {b['steps']} steps | CPU s | wall s "
+                  "| mean MSE ↑ | PDB's time / this (CPU, wall) |", "|---|---|---|---|---|"]
+        lines.append(f"| PDB's loop (batch 1, one edit at a time) | {tm['pdb_loop']['cpu_s']:.1f} | {tm['pdb_loop']['wall_s']:.1f} "
+                     f"| {b['mse_pdb']:.4f} | 1 |")
+        lines.append(f"| pdbench `pgd`, the same N·K problems in one batch | {tm['pdbench_pairs']['cpu_s']:.1f} "
+                     f"| {tm['pdbench_pairs']['wall_s']:.1f} | {b['mse_pdbench_pairs']:.4f} "
+                     f"| {b['ratio_cpu']:.2f}×, {b['ratio_wall']:.2f}× |")
+        lines.append(f"| pdbench `pgd`, one protection per face against all K edits | {tm['pdbench_joint']['cpu_s']:.1f} "
+                     f"| {tm['pdbench_joint']['wall_s']:.1f} | {b['mse_pdbench_joint']:.4f} "
+                     f"| {b['ratio_joint_cpu']:.2f}×, {b['ratio_joint_wall']:.2f}× |")
+    if "variants" in res:
+        v = res["variants"]
+        gens = [n for n in GENERATORS if n in v]
+        lines += ["", "| speed-up of a PGD step (vs fp32, NCHW, as shipped) | " + " | ".join(gens) + " |",
+                  "|---|" + "---|" * len(gens)]
+        keys = [k for n in gens for k in v[n]["step"] if k != "baseline"]
+        for key in dict.fromkeys(keys):
+            cells = []
+            for name in gens:
+                s = v[name]["step"].get(key)
+                if s is None:
+                    cells.append("—")
+                elif key.startswith("threads"):
+                    cells.append(f"{s['speedup_wall']:.2f}× wall")
+                else:
+                    cells.append(f"{s['speedup_cpu']:.2f}× CPU, {s['speedup_wall']:.2f}× wall")
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        for name in gens:
+            if "compile" in v[name]:
+                c = v[name]["compile"]
+                lines.append(f"| torch.compile: compiling {name} | {c['cpu_s']:.0f} s CPU, {c['wall_s']:.0f} s wall | |")
+        for key, a_, b_ in (("references", "no_grad", "inference_mode"), ("metrics_forward", "two_forwards", "fused_forward")):
+            cells = [f"{v[n][key][a_]['cpu_s'] / v[n][key][b_]['cpu_s']:.2f}× CPU" for n in gens]
+            lines.append(f"| {b_} vs {a_} | " + " | ".join(cells) + " |")
+        if "bf16" in v:
+            bf = v["bf16"]
+            lines.append(f"| bf16 autocast (StarGAN, 1 face, 1 edit) | {1 / bf['slowdown_cpu']:.3f}× CPU; after "
+                         f"{bf['attack_steps']} steps MSE {bf['mse_bf16']:.4f} vs fp32 {bf['mse_fp32']:.4f} | |")
     return "\n".join(lines)
 
 
@@ -480,6 +534,7 @@ def main() -> None:
     ap.add_argument("--matmul", type=int, default=None, help="square fp32 matmul size for the peak (default 2048)")
     ap.add_argument("--bf16-steps", type=int, default=5)
     ap.add_argument("--compile", action="store_true", help="also try torch.compile (compiles for minutes on a CPU)")
+    ap.add_argument("--sections", default="abc", help="which parts to run: a (FLOP/s), b (PDB's loop), c (speed-ups)")
     ap.add_argument("--quick", action="store_true", help="fewer faces, steps and repeats (a smoke run)")
     ap.add_argument("--json", default=None, help="write the results here (atomically)")
     args = ap.parse_args()
@@ -492,25 +547,32 @@ def main() -> None:
     args.bf16_steps = min(args.bf16_steps, 2) if q else args.bf16_steps
     torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     gens = {name: get_generator(name, device=dev) for name in GENERATORS}
     data = {}
     for name, G in gens.items():
         x, labels = faces(G, args.n)
         data[name] = (x.to(dev), labels)
     res = {"env": environment(dev), "args": {k: v for k, v in vars(args).items() if k != "json"}}
-    res["flops"] = flops_vs_peak(gens, data, args, dev)
-    print(f"(a) done in {time.perf_counter() - t0:.0f}s", flush=True)
-    res["pdb"] = against_pdb(gens["stargan"], *data["stargan"], args, dev)
-    print(f"(b) done in {time.perf_counter() - t0:.0f}s", flush=True)
-    res["variants"] = variants(gens, data, args, dev)
-    res["env"]["total_s"] = time.perf_counter() - t0
+    if "a" in args.sections:
+        res["flops"] = flops_vs_peak(gens, data, args, dev)
+        print(f"(a) done in {time.perf_counter() - t0:.0f}s", flush=True)
+    if "b" in args.sections:
+        res["pdb"] = against_pdb(gens["stargan"], *data["stargan"], args, dev)
+        print(f"(b) done in {time.perf_counter() - t0:.0f}s", flush=True)
+    if "c" in args.sections:
+        res["variants"] = variants(gens, data, args, dev)
+    res["env"]["total_wall_s"] = time.perf_counter() - t0
+    res["env"]["total_cpu_s"] = time.process_time() - c0
     res["table"] = table(res)
     print(json.dumps(res["env"]))
     print(res["table"])
-    b = res["pdb"]
-    print(f"PDB loop vs pdbench: mean MSE {b['mse_pdb']:.4f} vs {b['mse_pdbench_pairs']:.4f}, paired diff "
-          f"{b['mean_diff']:+.4f} ± {b['se_diff']:.4f} (SE): {'agree' if b['agree'] else 'DISAGREE'} within 3 SE")
+    if "pdb" in res:
+        b, m = res["pdb"], res["pdb"]["same_start"]
+        print(f"PDB loop vs pdbench: mean MSE {b['mse_pdb']:.4f} vs {b['mse_pdbench_pairs']:.4f}, paired diff "
+              f"{b['mean_diff']:+.4f} ± {b['se_diff']:.4f} (SE): {'agree' if b['agree'] else 'DISAGREE'} within 3 SE; "
+              f"from pdbench's starts: {m['mse_pdb']:.4f} vs {m['mse_pdbench']:.4f} ({100 * m['rel_diff']:+.2f}%, "
+              f"{100 * m['pixels_differing']:.2f}% of pixels differ)")
     if args.json:
         write_json(args.json, res)
 
