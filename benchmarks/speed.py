@@ -25,14 +25,18 @@ its official edits of the photo's true attributes) and pdbench's shipped StarGAN
     of the paired difference. pdbench's default protocol (one protection per image against all K
     edits at once: the same N·K generator passes per step) is timed as well.
 (c) **CPU speed-ups**, each against the fp32 baseline on the same step: channels-last memory format,
-    another thread count, bf16 autocast, ``torch.compile`` (``--compile``; its compile time is reported),
+    another thread count, bf16 autocast, ``torch.compile`` (``--compile``; its compile time is reported in
+    wall seconds: inductor compiles in worker processes, whose CPU time this process does not see, and
+    reuses its on-disk cache on a second run), AttGAN's eval BatchNorm folded into its convolutions,
     ``inference_mode`` against ``no_grad`` for the clean references, one fused forward of G(x) and
     G(x_adv) for the metrics against two.
 
 Timings: the machine may be shared, so absolute times are noisy. Every comparison is interleaved in one
 run (A, B, B, A, A, B, ...; after one warm-up call each) and reported as the median of ``--repeats``
 rounds, as wall-clock time and as process CPU time (the CPU time is the steadier figure on a loaded
-machine at one thread; for the thread-count variant only wall time means anything).
+machine at one thread; for the thread-count variant only wall time means anything). The default run
+costs about 4.5 CPU-minutes at one thread (``--quick``: well under one); on a machine shared with
+other jobs its wall time is longer by the load factor.
 """
 
 from __future__ import annotations
