@@ -26,7 +26,7 @@ import torch
 
 from pdbench.assets import resolve
 from pdbench.data import FaceFolder
-from pdbench.defenses import get_defense
+from pdbench.defenses import get_defense, project_linf
 from pdbench.defenses.cmua import load_delta, resolve_members, save_delta, train_on_faces
 from pdbench.defenses.tsdf import poison
 from pdbench.faces.detectors import shared_detector
@@ -106,11 +106,11 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     protections = {
         "none": lambda: x,
-        "random ±ε": lambda: (x + eps * torch.sign(torch.rand(x.shape, generator=g) - 0.5)).clamp(-1, 1),
-        "found": lambda: (x + deltas["found"]).clamp(-1, 1),
-        "tsdf stage 1 only (τ = 0)": lambda: (x + deltas["tsdf"]).clamp(-1, 1),
+        "random ±ε": lambda: project_linf(x + eps * torch.sign(torch.rand(x.shape, generator=g) - 0.5), x, eps),
+        "found": lambda: project_linf(x + deltas["found"], x, eps),
+        "tsdf stage 1 only (τ = 0)": lambda: project_linf(x + deltas["tsdf"], x, eps),
         "tsdf (code: τ 0.04, 50 steps)": lambda: poison(x, deltas["tsdf"], tau=0.04, steps=50),
-        "tsdf-paper stage 1 only (τ = 0)": lambda: (x + deltas["tsdf-paper"]).clamp(-1, 1),
+        "tsdf-paper stage 1 only (τ = 0)": lambda: project_linf(x + deltas["tsdf-paper"], x, eps),
         "tsdf-paper (τ 0.3, 20 steps)": lambda: poison(x, deltas["tsdf-paper"], tau=0.3, steps=20),
     }
     rows = {}

@@ -130,12 +130,17 @@ def train_feature_universal(x: torch.Tensor, target: Target, eps: float = EPS, a
     gen = torch.Generator().manual_seed(seed)
     res = x.shape[-1]
     size = max(1, res // 8)
-    up = torch.empty(x.shape[1:]).uniform_(-eps, eps, generator=gen).to(x.device)
+    bound = torch.tensor(eps, dtype=x.dtype)
+    if float(bound) > eps:  # the largest float not above ε, so that |δ| ≤ ε holds exactly (as project_linf)
+        bound = torch.nextafter(bound, torch.zeros_like(bound))
+    bound = float(bound)
+    up = torch.empty(x.shape[1:]).uniform_(-bound, bound, generator=gen).to(x.device)
     batches = [slice(i, min(i + batch_size, len(x))) for i in range(0, len(x), batch_size)]
     total, done = steps * len(batches) * (inner + int(output_step)), 0
 
+
     def step(up, grad):
-        return (up + alpha * grad.sign()).clamp(-eps, eps).detach()
+        return (up + alpha * grad.sign()).clamp(-bound, bound).detach()
 
     def view(xa):
         return diverse_input(xa, gen) if diverse else xa
