@@ -251,6 +251,10 @@ class UniversalDefense(ModelDefense):
             members = resolve_members(self.surrogates, x.device)
         else:  # the run's own generators, as they are loaded
             members = [(m.generator, m.weight) for m in target.members]
+        for g, _ in members:
+            if hasattr(g, "inner"):  # publish.PhotoGenerator: the whole photo at its own size
+                raise InputError(f"{self.name}: a universal δ lives at the generator's {g.inner.resolution} px input, "
+                                 "not on each photo's pixels; protect with --mode model-input")
         key = config_hash([self.name, [(g.name, g.fingerprint(), w) for g, w in members], self.config(), str(x.device)])
         if key not in _TRAINED:
             delta, meta = train_on_faces(members, self.train_n, self.faces, device=x.device, trainer=self.train_delta,
