@@ -118,20 +118,30 @@ def resolve_members(specs, device="cpu") -> list[tuple]:
     return [(load_member(name, kw, device), w) for name, kw, w in parse_members(specs)]
 
 
-def train_on_faces(members: list[tuple], n: int = 128, faces: str | None = None, device="cpu", **kw):
-    """Train δ on n training faces against (generator, weight) members; returns (δ, metadata)."""
+def faces_target(members: list[tuple], n: int = 128, faces: str | None = None, device="cpu"):
+    """n training faces (never the held-out split) as (x, target) against (generator, weight) members, each
+    member with its official edits of the faces' real attributes; also the chosen indices."""
     res = {g.resolution for g, _ in members}
     if len(res) != 1:
-        raise InputError(f"cmua: all target generators must share one resolution, got {sorted(res)}")
+        raise InputError(f"universal δ: all target generators must share one resolution, got {sorted(res)}")
     folder, idx = training_faces(res.pop(), n, members[0][0].crop, faces)
     x = folder.load(idx).to(device)
     tms = []
     for g, w in members:
         labels = folder.labels(g.attributes, idx) if getattr(g, "attributes", None) else None
         tms.append(TargetMember(g, g.conditions(labels, len(idx)), w))
-    target = Target(tms)
-    delta = train_universal(x, target, **kw)
-    meta = {"method": "cmua", "generators": [g.name for g, _ in members],
+    return x, Target(tms), idx
+
+
+def train_on_faces(members: list[tuple], n: int = 128, faces: str | None = None, device="cpu", trainer=None,
+                   method: str = "cmua", **kw):
+    """Train δ on n training faces against (generator, weight) members; returns (δ, metadata).
+
+    ``trainer(x, target, **kw) -> δ`` (default :func:`train_universal`, CMUA's); ``method`` is recorded in
+    the metadata, so a δ file says which defense trained it."""
+    x, target, idx = faces_target(members, n, faces, device)
+    delta = (trainer or train_universal)(x, target, **kw)
+    meta = {"method": method, "generators": [g.name for g, _ in members],
             "generator_weights": {g.name: g.fingerprint() for g, _ in members},
             "weights": [w for _, w in members], "n_train": len(idx), "faces": faces or DEFAULT_FACES, "config": kw}
     return delta, meta
@@ -147,35 +157,45 @@ def save_delta(path, delta: torch.Tensor, meta: dict) -> str:
     return fp
 
 
-def load_delta(path) -> tuple[torch.Tensor, dict]:
+def load_delta(path, name: str = "cmua", method: str | None = None) -> tuple[torch.Tensor, dict]:
+    """δ and its metadata from a file written by :func:`save_delta`, checked against its fingerprint.
+
+    ``name``: the defense loading it (for messages and the ``python -m pdbench.defenses.<name>`` hint);
+    ``method``: the trainer the file must come from (its recorded ``method``), when given."""
     from safetensors import safe_open
 
     p = Path(path).expanduser()
+    module = (method or name).split("-")[0]
     if not p.is_file():
-        raise AssetMissingError(f"cmua: no δ file at {p}; train one with "
-                                "`python -m pdbench.defenses.cmua --out {p.name}` or leave delta unset to train on the fly")
+        raise AssetMissingError(f"{name}: no δ file at {p}; train one with `python -m pdbench.defenses.{module} "
+                                f"--out {p.name}` or leave delta unset to train on the fly")
     try:
         with safe_open(str(p), framework="pt") as f:
             delta, md = f.get_tensor("delta"), f.metadata() or {}
     except Exception as e:  # not a safetensors file, or no "delta" in it
-        raise AssetCorruptError(f"cmua: {p} is not a δ file written by pdbench ({type(e).__name__}); retrain it") from None
+        raise AssetCorruptError(f"{name}: {p} is not a δ file written by pdbench ({type(e).__name__}); retrain it") from None
     if delta.dim() != 3 or delta.shape[0] != 3:
-        raise AssetCorruptError(f"cmua: {p} holds a tensor of shape {tuple(delta.shape)}, not a δ of shape (3, H, W)")
+        raise AssetCorruptError(f"{name}: {p} holds a tensor of shape {tuple(delta.shape)}, not a δ of shape (3, H, W)")
     if md.get("fingerprint") and md["fingerprint"] != tensor_hash({"delta": delta}):
-        raise AssetCorruptError(f"cmua: {p}'s δ does not match its recorded fingerprint (damaged file); retrain it")
-    return delta, json.loads(md.get("meta", "{}"))
+        raise AssetCorruptError(f"{name}: {p}'s δ does not match its recorded fingerprint (damaged file); retrain it")
+    meta = json.loads(md.get("meta", "{}"))
+    if method is not None and meta.get("method", method) != method:
+        raise InputError(f"{name}: {p} holds a δ trained by {meta['method']}, not {method}; train one with "
+                         f"`python -m pdbench.defenses.{module} --out {p.name}`")
+    return delta, meta
 
 
 class UniversalDelta(nn.Module):
     """The 'network' of a universal perturbation: returns δ for every image."""
 
-    def __init__(self, delta: torch.Tensor):
+    def __init__(self, delta: torch.Tensor, name: str = "cmua"):
         super().__init__()
+        self.name = name
         self.register_buffer("delta", delta.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(self.delta.shape) != tuple(x.shape[1:]):
-            raise InputError(f"cmua: δ is {self.delta.shape[-2]}x{self.delta.shape[-1]} but the images are "
+            raise InputError(f"{self.name}: δ is {self.delta.shape[-2]}x{self.delta.shape[-1]} but the images are "
                              f"{x.shape[-2]}x{x.shape[-1]}; train δ at the generator's resolution")
         return self.delta.to(x.dtype).expand_as(x)
 
@@ -183,36 +203,46 @@ class UniversalDelta(nn.Module):
 _TRAINED: dict = {}
 
 
-@DEFENSES.register("cmua")
-class CMUA(ModelDefense):
+class UniversalDefense(ModelDefense):
+    """A universal δ for every image: read from a δ file (``delta=``) or trained once per process on
+    ``train_n`` training faces against the run's generators (or ``surrogates``), then saved to ``save_to``.
+
+    Subclasses implement :meth:`train_delta` (the trainer) and may add their settings to :meth:`config`
+    and :meth:`train_kwargs`; ``delta_method`` is the ``method`` their δ files record."""
+
     access = "white-box (universal, cross-model)"
     methodology = "universal"
     scale_output = False
-    record = RECORD
+    delta_method: str = "?"
 
     def __init__(self, eps: float = EPS, alpha: float = ALPHA, steps: int = 10, seed: int = 0, delta: str | None = None,
-                 surrogates: list | None = None, train_n: int = 128, batch_size: int = 64, momentum: float = 0.5,
-                 faces: str | None = None, save_to: str | None = None, restart: str = "delta"):
+                 surrogates: list | None = None, train_n: int = 128, batch_size: int = 64, faces: str | None = None,
+                 save_to: str | None = None):
         super().__init__(None, eps=eps, alpha=alpha, steps=steps, seed=seed)
-        if restart not in ("delta", "random"):
-            raise InputError(f"cmua: restart must be 'delta' or 'random', got {restart!r}")
-        self.restart = restart
         if surrogates is not None:
             parse_members(surrogates)
         if train_n < 1 or batch_size < 1:
-            raise InputError(f"cmua: train_n and batch_size must be positive, got {train_n} and {batch_size}")
+            raise InputError(f"{self.name}: train_n and batch_size must be positive, got {train_n} and {batch_size}")
         self.delta_path, self.surrogates, self.train_n = delta, surrogates, int(train_n)
-        self.batch_size, self.momentum, self.faces, self.save_to = int(batch_size), float(momentum), faces, save_to
+        self.batch_size, self.faces, self.save_to = int(batch_size), faces, save_to
         self.meta: dict = {}
         if delta is not None:
-            d, self.meta = load_delta(delta)
-            self.network = UniversalDelta(d)
+            d, self.meta = load_delta(delta, self.name, self.delta_method)
+            self.network = UniversalDelta(d, self.name)
 
     def config(self) -> dict:
-        c = {**super().config(), "momentum": self.momentum, "restart": self.restart}
+        c = super().config()
         if self.delta_path is None:  # trained on the fly: how
             c.update(surrogates=self.surrogates, train_n=self.train_n, batch_size=self.batch_size, faces=self.faces)
         return c
+
+    def train_kwargs(self) -> dict:
+        """The trainer's keyword arguments."""
+        return {"eps": self.eps, "alpha": self.alpha, "steps": self.steps, "batch_size": self.batch_size,
+                "seed": self.seed}
+
+    def train_delta(self, x: torch.Tensor, target: Target, **kw) -> torch.Tensor:
+        raise NotImplementedError
 
     def load_network(self, x, target):
         if self.network is not None:
@@ -221,17 +251,44 @@ class CMUA(ModelDefense):
             members = resolve_members(self.surrogates, x.device)
         else:  # the run's own generators, as they are loaded
             members = [(m.generator, m.weight) for m in target.members]
-        key = config_hash([[(g.name, g.fingerprint(), w) for g, w in members], self.config(), str(x.device)])
+        for g, _ in members:
+            if hasattr(g, "inner"):  # publish.PhotoGenerator: the whole photo at its own size
+                raise InputError(f"{self.name}: a universal δ lives at the generator's {g.inner.resolution} px input, "
+                                 "not on each photo's pixels; protect with --mode model-input")
+        key = config_hash([self.name, [(g.name, g.fingerprint(), w) for g, w in members], self.config(), str(x.device)])
         if key not in _TRAINED:
-            delta, meta = train_on_faces(members, self.train_n, self.faces, device=x.device, eps=self.eps,
-                                         alpha=self.alpha, steps=self.steps, momentum=self.momentum,
-                                         batch_size=self.batch_size, seed=self.seed, restart=self.restart)
+            delta, meta = train_on_faces(members, self.train_n, self.faces, device=x.device, trainer=self.train_delta,
+                                         method=self.delta_method, **self.train_kwargs())
             _TRAINED[key] = (delta, meta)
             if self.save_to:
                 save_delta(self.save_to, delta, meta)
         delta, self.meta = _TRAINED[key]
-        self.network = UniversalDelta(delta)
+        self.network = UniversalDelta(delta, self.name)
         return self.network
+
+
+@DEFENSES.register("cmua")
+class CMUA(UniversalDefense):
+    record = RECORD
+    delta_method = "cmua"
+
+    def __init__(self, eps: float = EPS, alpha: float = ALPHA, steps: int = 10, seed: int = 0, delta: str | None = None,
+                 surrogates: list | None = None, train_n: int = 128, batch_size: int = 64, momentum: float = 0.5,
+                 faces: str | None = None, save_to: str | None = None, restart: str = "delta"):
+        if restart not in ("delta", "random"):
+            raise InputError(f"cmua: restart must be 'delta' or 'random', got {restart!r}")
+        self.restart, self.momentum = restart, float(momentum)
+        super().__init__(eps=eps, alpha=alpha, steps=steps, seed=seed, delta=delta, surrogates=surrogates,
+                         train_n=train_n, batch_size=batch_size, faces=faces, save_to=save_to)
+
+    def config(self) -> dict:
+        return {**super().config(), "momentum": self.momentum, "restart": self.restart}
+
+    def train_kwargs(self) -> dict:
+        return {**super().train_kwargs(), "momentum": self.momentum, "restart": self.restart}
+
+    def train_delta(self, x, target, **kw):
+        return train_universal(x, target, **kw)
 
 
 def main(argv=None) -> int:
