@@ -225,6 +225,10 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
                         "cache": out / "cache" / f"{gspec['name']}-{_key([gspec, weights])}"}
         plan.generators[label] = {"resolution": G.resolution, "n_images": len(idx), "weights": weights,
                                   "conditions": list(G.condition_names)}
+        if getattr(G, "experimental", None):  # weights whose edits are not yet real enough to report on
+            plan.generators[label]["experimental"] = str(G.experimental)
+            print(f"pdbench: warning: generator {label!r} has experimental weights ({G.experimental}); "
+                  "its numbers are marked experimental and are not fit for reporting", file=sys.stderr)
     transfer = cfg.transfer or {"from": [], "to": []}
     for gspec in cfg.generators:
         label = spec_label(gspec)

@@ -15,6 +15,8 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     for g, gi in meta.get("generators", {}).items():
         lines.append(f"- generator `{g}` (weights {gi.get('weights', '?')}): {gi['n_images']} images at {gi['resolution']} px, "
                      f"edits {', '.join(gi['conditions'])}")
+        if gi.get("experimental"):
+            lines.append(f"  **experimental weights, not fit for reporting:** {gi['experimental']}")
         if gi.get("grid"):
             lines.append(f"  ([image grid]({gi['grid']}): per row a photo, its deepfake (first edit), then for each defense "
                          "the protected photo and the deepfake made from it)")
