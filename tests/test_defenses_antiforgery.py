@@ -2,7 +2,6 @@
 StarGAN with real held-out faces (only a/b move; the output is disrupted)."""
 
 import numpy as np
-import pytest
 import torch
 from skimage.color import lab2rgb as sk_lab2rgb
 from skimage.color import rgb2lab as sk_rgb2lab

@@ -7,7 +7,7 @@ import torch
 from pdbench.defenses import get_defense
 from pdbench.defenses.cmua import load_delta, resolve_members, save_delta, train_on_faces
 from pdbench.errors import AssetCorruptError, AssetMissingError, InputError
-from pdbench.generators import Target, get_generator
+from pdbench.generators import Target
 
 N_TRAIN = 16  # training faces (the official 128 is slower; 16 already gives a δ that transfers to new faces)
 

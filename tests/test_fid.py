@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import require_asset
 from pdbench.errors import InputError
-from pdbench.metrics.fid import features, fid, fid_from_features, frechet_distance, resize_299, statistics
+from pdbench.metrics.fid import features, fid_from_features, frechet_distance, resize_299, statistics
 
 
 def _official_formula(mu1, s1, mu2, s2):
