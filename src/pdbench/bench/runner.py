@@ -223,8 +223,8 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
         label = spec_label(gspec)
         views[label] = {"G": G, "folder": folder, "idx": idx, "files": files, "weights": weights,
                         "cache": out / "cache" / f"{gspec['name']}-{_key([gspec, weights])}"}
-        plan.generators[label] = {"resolution": G.resolution, "n_images": len(idx), "weights": weights,
-                                  "conditions": list(G.condition_names)}
+        plan.generators[label] = {"resolution": G.resolution, "crop": pre.crop, "n_images": len(idx),
+                                  "weights": weights, "conditions": list(G.condition_names)}
         if getattr(G, "experimental", None):  # weights whose edits are not yet real enough to report on
             plan.generators[label]["experimental"] = str(G.experimental)
             print(f"pdbench: warning: generator {label!r} has experimental weights ({G.experimental}); "

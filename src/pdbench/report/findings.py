@@ -276,7 +276,6 @@ def measure_purification(meta: dict, n: int = PSNR_IMAGES) -> tuple[dict, str | 
     try:
         from ..bench.runner import open_dataset, select_images
         from ..errors import PdbenchError
-        from ..generators import GENERATORS
         from ..metrics.functional import psnr
         from ..registry import spec_label
         from ..transforms.probe_sets import probes
@@ -291,7 +290,7 @@ def measure_purification(meta: dict, n: int = PSNR_IMAGES) -> tuple[dict, str | 
             gi = meta.get("generators", {}).get(g)
             if not gi or not sweeps:
                 continue
-            view = (gi["resolution"], getattr(GENERATORS.get(gspec["name"]), "crop", 1.0))
+            view = (gi["resolution"], gi["crop"] if "crop" in gi else _default_crop(gspec["name"]))
             if view not in seen:
                 folder = open_dataset(cfg["dataset"], *view)
                 x = folder.load(select_images(folder, cfg["dataset"])[:n])
@@ -374,3 +373,11 @@ def findings_markdown(meta: dict, found: dict | None = None) -> str:
             lines.append(f"| {b['generator']} | {b['defense']} | {b['sweep']} | {at} | {_fmt(b['mse'])} | "
                          f"{_fmt(b['psnr'], '.1f')} |")
     return "\n".join(lines) + "\n"
+
+
+def _default_crop(name: str) -> float:
+    """The crop of architecture ``name``'s default preprocessing record (runs written before results.json
+    recorded each generator's crop)."""
+    from ..generators.base import PREPROCESSING
+
+    return float(PREPROCESSING.get(name).crop) if name in PREPROCESSING else 1.0
