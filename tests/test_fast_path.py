@@ -120,3 +120,30 @@ def test_pgd_reaches_the_same_perturbation(faces):
     frac = float(d.gt(1e-6).float().mean())
     assert frac < 0.01, frac  # measured 0.0 of the 2 × 3 × 64 × 64 values
     assert float((xa_plain - x).abs().max()) <= 0.05 + 1e-6
+
+
+def test_weights_loaded_under_inference_mode_still_give_input_gradients():
+    with torch.inference_mode():  # the weights are inference tensors (no version counter)
+        g = get_generator("attgan")
+        x = torch.rand(1, 3, g.resolution, g.resolution) * 2 - 1
+        c = g.conditions(None, 1)[4]
+        y = g.generate(x, c)
+    xi = x.clone().requires_grad_(True)
+    out = g.generate(xi, c)
+    out.pow(2).sum().backward()  # the copy holds normal tensors, so autograd runs through it
+    assert float(xi.grad.abs().max()) > 0 and float((out.detach() - y).abs().max()) < 1e-5
+
+
+def test_threads_option(capsys, tmp_path):
+    from pdbench import cli
+
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(["run", str(tmp_path / "missing.yaml"), "--threads", "0"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "--threads must be a positive number" in err
+        assert cli.build_parser().parse_args(["protect", "a.png", "-o", "b.png", "--threads", "1"]).threads == 1
+        cli._set_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

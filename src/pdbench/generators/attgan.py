@@ -154,10 +154,10 @@ class AttGANDiscriminator(nn.Module):
         return self.fc_adv(h), self.fc_cls(h)
 
 
-def fold_batchnorm(net: nn.Module) -> nn.Module:
+def fold_batchnorm(net: nn.Module, channels_last: bool = True) -> nn.Module:
     """A copy of ``net`` (in eval mode) with every BatchNorm of a :class:`Block` folded into the
-    convolution before it (the BatchNorm becomes ``Identity``), weights without gradients and in
-    channels-last layout. ``net`` itself is not changed."""
+    convolution before it (the BatchNorm becomes ``Identity``), weights without gradients and (by
+    default) in channels-last layout. ``net`` itself is not changed."""
     if net.training:
         raise InputError("attgan: BatchNorm folds only in eval mode (running statistics); call .eval() first")
     fast = copy.deepcopy(net)
@@ -166,7 +166,8 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
             op = block.layers[0]
             block.layers[0] = fuse_conv_bn_eval(op, block.layers[1], transpose=isinstance(op, nn.ConvTranspose2d))
             block.layers[1] = nn.Identity()
-    return fast.requires_grad_(False).to(memory_format=torch.channels_last)
+    fast.requires_grad_(False)
+    return fast.to(memory_format=torch.channels_last) if channels_last else fast
 
 
 def flip_conditions(labels: torch.Tensor, attrs: tuple[str, ...] = ATTRS) -> torch.Tensor:
@@ -265,7 +266,8 @@ class AttGAN(Generator):
     # -- the speed path (module docstring) ----------------------------------------------------------
     def _weights_key(self) -> tuple:
         """What the folded copy was built from: each tensor's storage, in-place version, dtype, device."""
-        return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in itertools.chain(self.net.parameters(), self.net.buffers()))
+        return tuple((t.data_ptr(), -1 if t.is_inference() else t._version, t.dtype, t.device)  # inference tensors have no version
+                     for t in itertools.chain(self.net.parameters(), self.net.buffers()))
 
     def _fast_applies(self) -> bool:
         if not self.fast_path or self.net.training:
