@@ -42,7 +42,7 @@ Timings: the machine may be shared, so absolute times are noisy. Every compariso
 run (A, B, B, A, A, B, ...; after one warm-up call each) and reported as the median of ``--repeats``
 rounds, as wall-clock time and as process CPU time (the CPU time is the steadier figure on a loaded
 machine at one thread; for the thread-count variant only wall time means anything). The default run
-costs about 4.5 CPU-minutes at one thread (``--quick``: well under one); on a machine shared with
+costs about 5 CPU-minutes at one thread (``--quick``: well under one); on a machine shared with
 other jobs its wall time is longer by the load factor.
 """
 
