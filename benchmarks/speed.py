@@ -2,6 +2,7 @@
 pdbench against a re-creation of PDB's reference loop, and CPU speed-ups tried one at a time.
 
     PDBENCH_ASSETS=../shared/assets python benchmarks/speed.py [--quick] [--threads 1] [--device cpu|cuda]
+                                                               [--sections abcd]
                                                                [--n 4] [--steps 30] [--repeats 3]
                                                                [--json docs/results/speed.json]
 
@@ -29,13 +30,19 @@ its official edits of the photo's true attributes) and pdbench's shipped StarGAN
     wall seconds: inductor compiles in worker processes, whose CPU time this process does not see, and
     reuses its on-disk cache on a second run), AttGAN's eval BatchNorm folded into its convolutions,
     ``inference_mode`` against ``no_grad`` for the clean references, one fused forward of G(x) and
-    G(x_adv) for the metrics against two.
+    G(x_adv) for the metrics against two. The baseline is the plain network (``G.fast = False``), so
+    these are the measurements the shipped speed path was chosen from.
+(d) **The shipped default against the old path**: each generator with a speed path, as
+    ``get_generator`` returns it (AttGAN: BatchNorm folded into a channels-last copy of its network,
+    ``PDBENCH_FAST`` on), against the same weights with ``G.fast = False`` (the network as loaded, the
+    path before it), on the same PGD step and on the metrics' clean forward (``inference_mode``), with
+    the largest output and input-gradient differences between the two.
 
 Timings: the machine may be shared, so absolute times are noisy. Every comparison is interleaved in one
 run (A, B, B, A, A, B, ...; after one warm-up call each) and reported as the median of ``--repeats``
 rounds, as wall-clock time and as process CPU time (the CPU time is the steadier figure on a loaded
 machine at one thread; for the thread-count variant only wall time means anything). The default run
-costs about 4.5 CPU-minutes at one thread (``--quick``: well under one); on a machine shared with
+costs about 5 CPU-minutes at one thread (``--quick``: well under one); on a machine shared with
 other jobs its wall time is longer by the load factor.
 """
 
@@ -48,6 +55,7 @@ import platform
 import statistics
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +67,8 @@ from pdbench.data import FaceFolder
 from pdbench.defenses import get_defense
 from pdbench.defenses.base import project_linf
 from pdbench.generators import Target, get_generator
-from pdbench.generators.base import TargetMember
+from pdbench.generators import attgan
+from pdbench.generators.base import Generator, TargetMember
 from pdbench.io import write_json
 from pdbench.tensors import resolve_device
 
@@ -322,20 +331,14 @@ def _bench_step(G, x, labels, steps=1):
 
 
 def fold_batchnorm(G):
-    """A copy of G with every eval-mode BatchNorm folded into the convolution before it (``nn.Sequential``
-    pairs, AttGAN's blocks), or None when G has none. Checked to give G's output."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    G2, n = copy.deepcopy(G), 0
-    for seq in [m for m in G2.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(len(seq) - 1):
-            conv, bn = seq[i], seq[i + 1]
-            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d) and not bn.training:
-                seq[i] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d)).requires_grad_(False)
-                seq[i + 1] = nn.Identity()
-                n += 1
-    if n == 0:
+    """A copy of G (its speed path off) with every eval-mode BatchNorm folded into the convolution
+    before it (:func:`pdbench.generators.attgan.fold_batchnorm`, here without channels-last), or None
+    when G has none. Checked to give G's output."""
+    if not isinstance(G, attgan.AttGAN):
         return None
+    G2 = copy.deepcopy(G)
+    G2.fast = False
+    G2.net = attgan.fold_batchnorm(G.net, channels_last=False)
     dev = next(G.parameters()).device
     x = (torch.rand(2, 3, G.resolution, G.resolution) * 2 - 1).to(dev)
     cs = G.conditions(None, 2).to(dev)
@@ -349,6 +352,8 @@ def variants(gens: dict, data: dict, args, dev) -> dict:
     res: dict = {}
     threads = torch.get_num_threads()
     for name, G in gens.items():
+        G = copy.deepcopy(G)
+        G.fast = False  # the plain network: each speed-up is measured against it
         x, labels = data[name]
         pgd, target, refs = _bench_step(G, x, labels)
         fns = {"baseline": pgd_step(pgd, x, target, refs)}
@@ -452,6 +457,53 @@ def variants(gens: dict, data: dict, args, dev) -> dict:
     return res
 
 
+# -- (d) the shipped default against the old path ----------------------------------------------------
+def has_speed_path(G) -> bool:
+    return type(G).optimise_for_inference is not Generator.optimise_for_inference
+
+
+def shipped(gens: dict, data: dict, args, dev) -> dict:
+    """Each generator's shipped speed path (on, the default) against ``G.fast = False``, interleaved."""
+    res: dict = {}
+    for name, G in gens.items():
+        if not has_speed_path(G):
+            res[name] = {"speed_path": False}
+            continue
+        x, labels = data[name]
+        old, new = copy.deepcopy(G), copy.deepcopy(G)
+        old.fast, new.fast = False, True
+        new.optimise_for_inference()
+        steps, forwards, grads, outs = {}, {}, {}, {}
+        for label, g in (("old", old), ("shipped", new)):
+            pgd, target, refs = _bench_step(g, x, labels)
+            steps[label] = pgd_step(pgd, x, target, refs)
+            cs = target.members[0].conditions
+
+            def forward(g=g, cs=cs):
+                with torch.inference_mode():
+                    return g.generate_many(x, cs)
+
+            forwards[label] = forward
+            outs[label] = forward()
+            grads[label] = pgd.gradient(project_linf(x + pgd.eps / 2, x, pgd.eps), 0, x, target, refs)
+        t_step = interleaved(steps, args.variant_repeats, dev)
+        t_fwd = interleaved(forwards, args.variant_repeats, dev)
+        ga, gb = grads["old"], grads["shipped"]
+        res[name] = {
+            "speed_path": True, "images": x.shape[0], "edits": int(outs["old"].shape[0]),
+            "step": {k: {"wall_s": v["wall"], "cpu_s": v["cpu"]} for k, v in t_step.items()},
+            "forward": {k: {"wall_s": v["wall"], "cpu_s": v["cpu"]} for k, v in t_fwd.items()},
+            "speedup_step_cpu": t_step["old"]["cpu"] / t_step["shipped"]["cpu"],
+            "speedup_step_wall": t_step["old"]["wall"] / t_step["shipped"]["wall"],
+            "speedup_forward_cpu": t_fwd["old"]["cpu"] / t_fwd["shipped"]["cpu"],
+            "speedup_forward_wall": t_fwd["old"]["wall"] / t_fwd["shipped"]["wall"],
+            "max_abs_output_diff": float((outs["old"] - outs["shipped"]).abs().max()),
+            "max_abs_grad_diff": float((ga - gb).abs().max()), "max_abs_grad": float(ga.abs().max()),
+            "grad_sign_disagree": float((ga.sign() != gb.sign()).float().mean()),
+        }
+    return res
+
+
 # -- report ------------------------------------------------------------------------------------------
 def environment(dev: torch.device) -> dict:
     cpu = platform.processor() or platform.machine()
@@ -498,7 +550,7 @@ def table(res: dict) -> str:
     if "variants" in res:
         v = res["variants"]
         gens = [n for n in GENERATORS if n in v]
-        lines += ["", "| speed-up of a PGD step (vs fp32, NCHW, as shipped) | " + " | ".join(gens) + " |",
+        lines += ["", "| speed-up of a PGD step (vs fp32, NCHW, the plain network) | " + " | ".join(gens) + " |",
                   "|---|" + "---|" * len(gens)]
         keys = [k for n in gens for k in v[n]["step"] if k != "baseline"]
         for key in dict.fromkeys(keys):
@@ -523,6 +575,22 @@ def table(res: dict) -> str:
             bf = v["bf16"]
             lines.append(f"| bf16 autocast (StarGAN, 1 face, 1 edit) | {1 / bf['slowdown_cpu']:.3f}× CPU; after "
                          f"{bf['attack_steps']} steps MSE {bf['mse_bf16']:.4f} vs fp32 {bf['mse_fp32']:.4f} | |")
+    if "shipped" in res:
+        d = res["shipped"]
+        lines += ["", "| shipped default (speed path on) vs the old path (`G.fast = False`) | PGD step (N×K) "
+                  "| clean forward (metrics) | max abs Δ output | max abs Δ input grad (max abs grad) | grad signs differing |",
+                  "|---|---|---|---|---|---|"]
+        for name in GENERATORS:
+            r = d.get(name)
+            if r is None:
+                continue
+            if not r["speed_path"]:
+                lines.append(f"| {name} | no speed path (channels-last measured slower): unchanged | | | | |")
+                continue
+            lines.append(f"| {name} | {r['speedup_step_cpu']:.2f}× CPU, {r['speedup_step_wall']:.2f}× wall ({r['images']}×{r['edits']}) "
+                         f"| {r['speedup_forward_cpu']:.2f}× CPU, {r['speedup_forward_wall']:.2f}× wall "
+                         f"| {r['max_abs_output_diff']:.1e} | {r['max_abs_grad_diff']:.1e} ({r['max_abs_grad']:.1e}) "
+                         f"| {100 * r['grad_sign_disagree']:.3f}% |")
     return "\n".join(lines)
 
 
@@ -538,9 +606,12 @@ def main() -> None:
     ap.add_argument("--matmul", type=int, default=None, help="square fp32 matmul size for the peak (default 2048)")
     ap.add_argument("--bf16-steps", type=int, default=5)
     ap.add_argument("--compile", action="store_true", help="also try torch.compile (compiles for minutes on a CPU)")
-    ap.add_argument("--sections", default="abc", help="which parts to run: a (FLOP/s), b (PDB's loop), c (speed-ups)")
+    ap.add_argument("--sections", default="abcd", help="which parts to run: a (FLOP/s), b (PDB's loop), c (speed-ups), d (shipped default vs old path)")
     ap.add_argument("--quick", action="store_true", help="fewer faces, steps and repeats (a smoke run)")
     ap.add_argument("--json", default=None, help="write the results here (atomically)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other sections of an existing --json file and replace only those run now "
+                         "(each merged section records the env and args of its own run)")
     args = ap.parse_args()
     q = args.quick
     args.n = args.n or (2 if q else 4)
@@ -566,6 +637,9 @@ def main() -> None:
         print(f"(b) done in {time.perf_counter() - t0:.0f}s", flush=True)
     if "c" in args.sections:
         res["variants"] = variants(gens, data, args, dev)
+        print(f"(c) done in {time.perf_counter() - t0:.0f}s", flush=True)
+    if "d" in args.sections:
+        res["shipped"] = shipped(gens, data, args, dev)
     res["env"]["total_wall_s"] = time.perf_counter() - t0
     res["env"]["total_cpu_s"] = time.process_time() - c0
     res["table"] = table(res)
@@ -577,6 +651,14 @@ def main() -> None:
               f"{b['mean_diff']:+.4f} ± {b['se_diff']:.4f} (SE): {'agree' if b['agree'] else 'DISAGREE'} within 3 SE; "
               f"from pdbench's starts: {m['mse_pdb']:.4f} vs {m['mse_pdbench']:.4f} ({100 * m['rel_diff']:+.2f}%, "
               f"{100 * m['pixels_differing']:.2f}% of pixels differ)")
+    if args.json and args.merge and Path(args.json).exists():
+        merged = json.loads(Path(args.json).read_text())
+        for key in ("flops", "pdb", "variants", "shipped"):
+            if key in res:
+                merged[key] = res[key]
+                merged.setdefault("runs", {})[key] = {"env": res["env"], "args": res["args"]}
+        merged["table"] = table(merged)
+        res = merged
     if args.json:
         write_json(args.json, res)
 

@@ -196,6 +196,7 @@ def test_chunking_real_generators(name, celeba_test_batch):
 @pytest.mark.parametrize("name", ["stargan", "attgan"])
 def test_outputs_bit_exact_with_the_v1_call_path(name, celeba_test_batch):
     G = get_generator(name)
+    G.fast = False  # the call path against the loaded net; AttGAN's speed path is checked in test_fast_path.py
     x, labels, _ = celeba_test_batch
     x, n = x[:4], 4
     cs = G.conditions(labels[:n] if name == "stargan" else None, n)

@@ -107,9 +107,23 @@ def _with_executor(spec, name: str, address: str | None):
     return spec if len(spec) > 1 else name
 
 
+def _set_threads(threads: int | None) -> None:
+    """``--threads N``: torch's intra-op CPU threads in this process (default: torch's own choice)."""
+    if threads is None:
+        return
+    if threads < 1:
+        from .errors import InputError
+
+        raise InputError(f"--threads must be a positive number of CPU threads, got {threads}; leave it out for torch's default")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def _run(args: argparse.Namespace) -> int:
     from .bench import load_config
 
+    _set_threads(args.threads)
     cfg = load_config(args.config)
     if args.out:
         cfg.out = args.out
@@ -151,6 +165,7 @@ def _quickstart(args: argparse.Namespace) -> int:
 def _protect(args: argparse.Namespace) -> int:
     from .protect import protect_folder, protect_photo
 
+    _set_threads(args.threads)
     kw = dict(defense=args.defense, generator=args.generator, checkpoint=args.checkpoint, eps=args.eps, steps=args.steps,
               device=args.device, max_pixels=args.max_pixels, face_check=not args.no_face_check, progress=not args.no_progress,
               mode=args.mode)
@@ -278,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="results folder (default: the config's out); rerunning resumes it")
     r.add_argument("--device", default=None, help="auto (CUDA when available), cpu, cuda, cuda:1, ... (default: the config's)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    r.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads torch uses in this process (default: torch's own, one per core)")
     r.add_argument("--executor", choices=["local", "ray"], default=None,
                    help="local: cells one after another here; ray: cells as Ray tasks on a cluster "
                         "(pip install 'pdbench[ray]'; default: the config's executor, else local)")
@@ -313,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=32, help="folder: photos per batched defense step")
     pr.add_argument("--format", default="png", help="folder: lossless output format (png, webp, bmp, tif)")
     pr.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    pr.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads torch uses in this process (default: torch's own, one per core)")
     pr.add_argument("--mode", choices=["native", "model-input"], default="native",
                     help="native: perturb the photo at its own resolution, optimised through the generator's resize "
                          "(default); model-input: PDB's protocol, perturb the model input and upsample")

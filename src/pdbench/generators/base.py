@@ -26,12 +26,19 @@ publish stage read; ``G.crop`` is kept as its alias.
 Contract v1 still works: ``G(x, c)``, ``G.generate(x, c)``, ``G.generate_many(x, cs)`` with tensors,
 and a subclass written for v1 (it overrides ``generate(x, c)`` as its forward) is adapted on definition:
 that method becomes its ``edit``.
+
+Speed path: an architecture may keep a faster copy of its network for inference (AttGAN: BatchNorm
+folded into its convolutions, channels-last, on the CPU), built from the weights on first use and
+rebuilt when they change; ``state_dict()``, strict loading, :meth:`Generator.fingerprint` and training
+see only the original weights. It is on by default; ``PDBENCH_FAST=0`` in the environment, or
+``G.fast = False`` on one instance, turns it off (:attr:`Generator.fast_path`).
 """
 
 from __future__ import annotations
 
 import inspect
 import numbers
+import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -46,10 +53,21 @@ ROLES = ("source", "target")  # what the protected photo x is in a swap (see Con
 ALIGNMENTS = ("celeba", "ffhq", "none")
 INTERPOLATIONS = ("bilinear",)  # what pdbench.data.preprocess does (Pillow's antialiased bilinear)
 FIELDS = ("attrs", "reference", "direction")
+FAST_ENV = "PDBENCH_FAST"  # 0 turns every generator's inference speed path off (default: on)
 
 
 class Unsupported(InputError, NotImplementedError):
     """A generator lacks a hook or a condition field; one line naming which and what to use instead."""
+
+
+def fast_default() -> bool:
+    """Whether generators use their speed path unless told otherwise: ``PDBENCH_FAST`` (default 1)."""
+    v = os.environ.get(FAST_ENV, "1").strip().lower()
+    if v in ("0", "false", "no", "off"):
+        return False
+    if v in ("", "1", "true", "yes", "on"):
+        return True
+    raise InputError(f"{FAST_ENV}={v!r}: set it to 0 (the plain forward) or 1 (the speed path, the default)")
 
 
 # -- the condition object -----------------------------------------------------------------------------
@@ -342,6 +360,7 @@ class Generator(nn.Module):
     chunk_size: int | None = None  # at most this many rows per forward (None: all K × N at once)
     conditional_encoder: bool = True  # whether encode() needs the condition (StarGAN) or not (AttGAN)
     weights: str | None = None  # the registered weights (asset) or checkpoint path this instance holds
+    fast: bool | None = None  # this instance's speed-path switch (None: PDBENCH_FAST, default on)
 
     def __init_subclass__(cls, **kwargs):
         """Contract v1 adapter: a subclass that overrides ``generate(x, c)`` as its forward (and has no
@@ -408,6 +427,18 @@ class Generator(nn.Module):
         if self.stochastic:
             caps.add("stochastic")
         return frozenset(caps)
+
+    # -- the inference speed path ---------------------------------------------------------------------
+    @property
+    def fast_path(self) -> bool:
+        """Whether the architecture may run its speed path: ``G.fast`` when set, else ``PDBENCH_FAST``."""
+        return fast_default() if self.fast is None else bool(self.fast)
+
+    def optimise_for_inference(self) -> "Generator":
+        """Build the architecture's speed path now rather than on the first forward (a no-op for an
+        architecture without one, or when :attr:`fast_path` is off). The weights, ``state_dict()``
+        and the fingerprint are untouched. Returns self."""
+        return self
 
     # -- preprocessing -------------------------------------------------------------------------------
     @property
