@@ -89,3 +89,23 @@ def test_default_configs_keep_their_content_key(celeba_dir, tmp_path):
     c = _cfg(celeba_dir, tmp_path, publish="native")
     assert a.content_key() == b.content_key() != c.content_key()
     assert "publish" not in a.to_dict() and c.to_dict()["publish"] == "native"
+
+
+def test_native_transfer_targets_read_the_published_photo(celeba_dir, tmp_path):
+    """With ``publish: native`` a transfer target (AttGAN: another crop and resolution) reads the source's
+    published photo with its own preprocessing: its x_adv is within ε and its rows differ from the
+    model-input protocol's (δ upsampled from StarGAN's 64 px input)."""
+    over = {"generators": ["stargan", "attgan"], "transfer": {"from": ["stargan"], "to": ["attgan"]},
+            "metrics": ["mse", "linf_adv"]}
+    rows = {}
+    for mode in ("model-input", "native"):
+        out = tmp_path / mode
+        run(_cfg(celeba_dir, out, publish=mode, **over), progress=False)
+        rows[mode] = {(r["image"], r["metric"]): float(r["value"]) for r in csv.DictReader(open(out / "results.csv"))
+                      if r["source"] == "stargan" and r["target"] == "attgan" and r["metric"] != "protect_seconds_per_image"}
+    assert rows["native"].keys() == rows["model-input"].keys() and len(rows["native"]) == 4
+    for k, v in rows["native"].items():
+        if k[1] == "mse":
+            assert v != pytest.approx(rows["model-input"][k], rel=1e-3), k
+        else:  # both publish 6 grey levels at most: ≤ ε on AttGAN's input too (the resize's weights are ≥ 0)
+            assert 0 < v <= 0.05 + 1e-6
