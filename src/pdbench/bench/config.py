@@ -13,6 +13,7 @@ Example::
     device: cpu
     out: results/quickstart
     transfer: {from: [stargan, attgan], to: [stargan, attgan]}   # optional: the R_TE matrix
+    publish: native                       # optional: model-input (PDB's protocol, default) or native
 
 A dataset is either ``path`` (any folder of photos, with optional ``attrs`` file) or ``asset`` (a
 dataset from the asset store, with ``images``/``attrs`` relative to it).
@@ -26,8 +27,8 @@ from pathlib import Path
 
 from ..errors import InputError, PdbenchError
 from ..registry import spec_label
-from .schema import (SEED_MAX, _int, _str, check_dataset, check_executor, check_finite, check_params, check_top,
-                     check_transfer, did_you_mean)
+from .schema import (PUBLISH_MODES, SEED_MAX, _int, _str, check_dataset, check_executor, check_finite, check_params,
+                     check_publish, check_top, check_transfer, did_you_mean)
 
 
 def _norm_list(items, what: str) -> list[dict]:
@@ -81,6 +82,7 @@ def validate(cfg: "BenchConfig") -> list:
     _int("batch_size", cfg.batch_size, 1)
     _int("seed", cfg.seed, 0, SEED_MAX)
     check_executor(cfg.executor)
+    check_publish(cfg.publish)
     resolve_device(cfg.device)
     for i, g in enumerate(cfg.generators):
         _, params = _method("generator", GENERATORS, g, f"generators[{i}]")
@@ -136,6 +138,7 @@ class BenchConfig:
     extra: dict = field(default_factory=dict)
     metric_specs: list[dict] = field(default_factory=list)  # {"name": ..., **params}, parallel to metrics
     transfer: dict | None = None  # {"from": [generator labels], "to": [...]}: the source × target matrix (R_TE)
+    publish: str = PUBLISH_MODES[0]  # "model-input" (PDB's protocol) or "native" (pdbench.publish)
 
     def __post_init__(self) -> None:
         if not self.metric_specs:
@@ -148,6 +151,8 @@ class BenchConfig:
              "device": self.device, "out": self.out, "seed": self.seed, "executor": self.executor}
         if self.transfer is not None:  # only when set: configs without it keep their content key
             d["transfer"] = self.transfer
+        if self.publish != PUBLISH_MODES[0]:  # likewise: model-input configs keep their content key
+            d["publish"] = self.publish
         return d
 
     def content_key(self) -> str:
@@ -183,7 +188,7 @@ class BenchConfig:
             metric_specs=metric_specs,
             batch_size=int(d.get("batch_size", 16)), device=str(d.get("device", "cpu")),
             out=str(d.get("out", "results")), seed=int(d.get("seed", 0)), transfer=transfer,
-            executor=d.get("executor", "local"),
+            executor=d.get("executor", "local"), publish=d.get("publish", PUBLISH_MODES[0]),
         ).checked()
 
     def checked(self) -> "BenchConfig":

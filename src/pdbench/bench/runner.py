@@ -21,7 +21,13 @@ once per image × source (its ``adv.pt`` is the white-box cell's own) and is reu
 setting. Each target reads the perturbation with its own preprocessing: where its view (resolution,
 crop) equals the source's, x_adv is fed as it is (PDB's protocol); otherwise it is carried onto the
 photo by the publish stage (:func:`pdbench.publish.publish_upsampled`: δ upsampled onto the source's
-crop square, 8-bit) and read back with the target's crop and resize (:func:`carry`). The tidy table's
+crop square, 8-bit) and read back with the target's crop and resize (:func:`carry`).
+
+**Publish** (``publish: native``; default ``model-input``, PDB's protocol): a cell's defense optimises δ
+at each photo's own resolution through the generator's own crop and resize, and the photo is published
+(8 bits, within ε grey levels, read back) by :func:`pdbench.publish.protect_images`; x_adv is then the
+published photo as the generator's official preprocessing reads it, so every setting, metric and
+transfer target acts on the published photo (:func:`_protect`). The tidy table's
 ``source``/``target`` columns say which (white-box rows: source = target = generator; a transfer row's
 ``generator`` is its target); ``results.json`` keeps the transfer means under ``transfer`` and R_TE
 per (defense, source → target) under ``aggregates.te`` (:func:`pdbench.report.pdb.te_aggregates`).
@@ -129,6 +135,7 @@ class Cell:
     cache: str  # this generator's cache folder
     metrics_key: str = ""
     transfer: list = field(default_factory=list)  # TransferTarget: the other generators that judge this x_adv
+    publish: str = "model-input"  # the config's publish mode (pdbench.publish): "model-input" or "native"
 
     @property
     def batch_dir(self) -> Path:
@@ -136,7 +143,8 @@ class Cell:
 
     @property
     def defense_key(self) -> str:
-        return f"{self.defense['name']}-{_key([self.defense, self.defense_kwargs])}"
+        native = [self.publish] if self.publish != "model-input" else []  # model-input keeps its old keys
+        return f"{self.defense['name']}-{_key([self.defense, self.defense_kwargs] + native)}"
 
     def setting_file(self, t) -> Path:
         """Rows of setting ``t`` (a Transform): keyed by its label, name and parameters, the metrics and their weights."""
@@ -251,7 +259,8 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
                     metrics=[dict(m) for m in cfg.metric_specs], batch=b, n_batches=len(starts),
                     files=[str(p) for p in files[sl]], sha256=hashes[sl], names=names[sl], indices=list(idx[sl]),
                     labels=None if labels is None else labels[sl].tolist(), resolution=pre.size, crop=pre.crop,
-                    device=str(device), cache=str(v["cache"]), metrics_key=mkey, transfer=list(judges)))
+                    device=str(device), cache=str(v["cache"]), metrics_key=mkey, transfer=list(judges),
+                    publish=cfg.publish))
     return plan
 
 
@@ -405,17 +414,17 @@ def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
         metrics = [(spec_label(m), _metric(m)) for m in cell.metrics]
         bt = _batch(cell, G, device)
         saved = _read_cached(cell.adv_file, _load_pt(cell.adv_file, device))
-        if saved is not None:
-            x_adv, secs = saved["x_adv"].to(device), float(saved["seconds"])
-        else:
+        if saved is None:
             defense = get_defense(cell.defense["name"], **cell.defense_kwargs)
             kw = {}
             if progress is not None and takes_progress(defense):
                 kw["progress"] = lambda step, total: progress(f"step {step}/{total}")
             t0 = time.perf_counter()
-            x_adv = defense.protect(bt["x"], bt["target"], keys=torch.tensor(cell.indices), **kw)
-            secs = time.perf_counter() - t0
-            torch_save({"x_adv": x_adv.cpu(), "seconds": secs}, cell.adv_file)
+            saved = _protect(cell, defense, bt, kw)
+            saved["seconds"] = time.perf_counter() - t0
+            torch_save(saved, cell.adv_file)
+        x_adv, secs = saved["x_adv"].to(device), float(saved["seconds"])
+        published = saved.get("published")  # native mode: the published photos, uint8 HWC
         g, d = spec_label(cell.generator), spec_label(cell.defense)
         rows: list[dict] = []
         for t in settings:
@@ -435,7 +444,8 @@ def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
             view = cell.view(tt)
             Gt = _checked_generator(view)
             bt_t = _batch(view, Gt, device)
-            x_adv_t = carry(cell, view, bt["x"], x_adv, _publish_eps(cell))
+            x_adv_t = (carry(cell, view, bt["x"], x_adv, _publish_eps(cell)) if published is None
+                       else _read_back(published, view).to(device))
             gt = spec_label(tt.generator)
             for t in settings:
                 key = (i, t.label())
@@ -447,6 +457,29 @@ def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
                     write_text(tfiles[key], json.dumps(tcached[key]))
                 rows += tcached[key]
     return CellResult(rows, False)
+
+
+def _protect(cell: Cell, defense, bt: dict, kw: dict) -> dict:
+    """What ``adv.pt`` holds: ``x_adv`` at the model input; in ``native`` publish mode also ``published``,
+    the photos as written (uint8 HWC, each at its own size), and x_adv is their read-back."""
+    keys = torch.tensor(cell.indices)
+    if cell.publish == "model-input":
+        return {"x_adv": defense.protect(bt["x"], bt["target"], keys=keys, **kw).cpu()}
+    from ..publish import protect_images
+
+    imgs = [_load_image(Path(p)) for p in cell.files]
+    done = protect_images(defense, bt["target"], imgs, keys=keys, mode=cell.publish, eps=_publish_eps(cell),
+                          progress=kw.get("progress"))
+    published = [torch.from_numpy(p) for p in done.published]
+    return {"x_adv": _read_back(published, cell), "published": published}
+
+
+def _read_back(published: list, cell: Cell) -> torch.Tensor:
+    """Published photos (uint8 HWC tensors) as ``cell``'s generator reads them: its official crop and
+    Pillow resize, (N, 3, r, r) in [-1, 1]."""
+    from PIL import Image
+
+    return from_uint8(np.stack([preprocess(Image.fromarray(p.numpy()), cell.resolution, cell.crop) for p in published]))
 
 
 def _checked_generator(cell: Cell):

@@ -24,7 +24,9 @@ TOP_KEYS = {
     "out": "a string", "seed": "an integer >= 0",
     "transfer": "a mapping {from: [generators], to: [generators]}",
     "executor": "local, ray or {name: ray, address: ..., cpus_per_cell: ..., gpus_per_cell: ...}",
+    "publish": "model-input (PDB's protocol, the default) or native (defenses and settings act on the published photo)",
 }
+PUBLISH_MODES = ("model-input", "native")  # pdbench.publish.MODES, in the config's order (default first)
 REQUIRED_TOP = ("dataset", "generators", "defenses", "metrics")
 DATASET_KEYS = {
     "asset": "a dataset name from `pdbench assets list`", "path": "a folder of photos",
@@ -101,6 +103,8 @@ def check_top(d: dict) -> None:
         _int("seed", d["seed"], 0, SEED_MAX)
     if "executor" in d:
         check_executor(d["executor"])
+    if "publish" in d:
+        check_publish(d["publish"])
     if not isinstance(d["dataset"], dict):
         raise InputError(f"config: dataset must be a mapping (asset: NAME or path: FOLDER, ...), got {d['dataset']!r}")
     for key in ("generators", "defenses", "metrics", "settings"):
@@ -109,6 +113,13 @@ def check_top(d: dict) -> None:
     for key in ("generators", "defenses", "metrics"):
         if not d[key]:
             raise InputError(f"config: {key} is empty; name at least one (see `pdbench list`)")
+
+
+def check_publish(v) -> None:
+    """``publish: model-input`` (the default) or ``native`` (see :mod:`pdbench.publish`)."""
+    if v not in PUBLISH_MODES:
+        raise InputError(f"config: publish must be {' or '.join(PUBLISH_MODES)}, got {v!r}."
+                         f"{did_you_mean(v, PUBLISH_MODES)}")
 
 
 EXECUTOR_KEYS = {"name": "local or ray", "address": "a Ray cluster address (host:port, auto, ray://...)",
