@@ -50,6 +50,8 @@ ASSETS = [
         url=None,
         licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
         kind="surrogate",
+        builtin=True,
+        meta={"resolution": 64},
     ),
     AssetSpec(
         name="attentiongan-celeba-64-pdbench",

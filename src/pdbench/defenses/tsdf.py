@@ -64,7 +64,7 @@ from .found import train_feature_universal
 RECORD = Record(
     paper="Boosting Active Defense Persistence: A Two-Stage Defense Framework Combining Interruption and Poisoning "
           "Against Deepfake (TSDF)",
-    venue="preprint", year=None, url="https://github.com/vpsg-research/TSDF",
+    venue="arXiv preprint 2508.07795", year=2025, url="https://arxiv.org/abs/2508.07795",
     code="https://github.com/vpsg-research/TSDF (train.py, face_poison_integration.py; weight files are placeholders)",
     official={"eps": 0.05, "train_images": 128, "stage1_alpha": 0.001,
               "stage1": {"paper": "50 iterations, λ 0.1", "code": "30 epochs × (3 feature steps + 1 end-to-end step), "
