@@ -1,5 +1,5 @@
-"""ID-Guard (Qu et al., "ID-Guard: A Universal Framework for Combating Facial Manipulation via Breaking
-Identification"): a trained ResNet perturbation generator, one forward pass per photo.
+"""ID-Guard (Qu, Lu, Luo, Wang, Cao, "ID-Guard: A Universal Framework for Combating Facial Manipulation via
+Breaking Identification"): a trained ResNet perturbation generator, one forward pass per photo.
 
 x_adv = clamp(x + clamp(PG(x ⊕ δ_p), −ε, ε), −1, 1): the generator sees the image concatenated with a
 learned prior perturbation δ_p (6 input channels; P-Pert, optimised jointly with the generator and
@@ -150,8 +150,8 @@ class IDGuard(Retentive):
     objective = "identity destruction: masked MSE + 0.1·(−cos ID) + 0.01·feature MSE on G(x_adv), several G at once"
     record = Record(
         paper="ID-Guard: A Universal Framework for Combating Facial Manipulation via Breaking Identification "
-              "(Qu, Zhang, Li, Lu, Liu, Zhou)",
-        venue="arXiv 2409.13349", year=2024, url="https://arxiv.org/abs/2409.13349",
+              "(Qu, Lu, Luo, Wang, Cao)",
+        venue="arXiv preprint (IEEE-format manuscript)", year=2024, url="https://github.com/ZOMIN28/ID-Guard",
         code="https://github.com/ZOMIN28/ID-Guard",
         official={"generator": "ResnetGenerator(input 6 = x ⊕ δ_p, ngf 64, 6 blocks, BatchNorm, SELU)",
                   "eps": 0.05, "lr": 1e-4, "betas": [0.5, 0.999], "batch_size": 3, "epochs": 1,
