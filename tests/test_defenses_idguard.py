@@ -17,7 +17,7 @@ from pdbench.defenses.idguard import ASSET, IDGuardNet, idguard_from_state, load
 from pdbench.errors import AssetCorruptError
 from pdbench.generators import Target, get_generator
 from pdbench.metrics import MetricInputs, get_metric
-from pdbench.train.idguard import min_norm_weights
+from pdbench.train.idguard import kpi_weights, min_norm_weights
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,13 @@ def test_min_norm_weights_on_known_gradients():
     assert abs(float(w.sum()) - 1) < 1e-5 and float((w[:, None] * torch.stack(g3)).sum(0).norm()) < 0.05
 
 
+def test_kpi_weights_official_rule():
+    w = kpi_weights({"stargan": 0.1, "attgan": 0.1, "other": 1.0})
+    assert abs(w["stargan"] - 0.9 * 2.302585) < 1e-5 and abs(w["attgan"] - 10 * w["stargan"]) < 1e-4
+    assert w["other"] == 0.0  # fully disrupted (L = 1): no weight
+    assert kpi_weights({"stargan": 0.01})["stargan"] > kpi_weights({"stargan": 0.1})["stargan"]
+
+
 def test_train_two_steps_resumes(celeba_dir, tmp_path, capsys):
     imgs = tmp_path / "imgs"
     imgs.mkdir()
@@ -117,5 +124,8 @@ def test_train_two_steps_resumes(celeba_dir, tmp_path, capsys):
     assert main(["export", str(out), "-o", str(tmp_path / "pg.safetensors")]) == 0
     net = load_idguard(str(tmp_path / "pg.safetensors"))
     assert (net.generator.ngf, net.generator.n_blocks) == (4, 1)
-    assert main(args[:-2] + ["--out", str(tmp_path / "r2"), "--set", "dws=kpi"]) == 2
+    assert main(args[:-2] + ["--out", str(tmp_path / "r2"), "--set", "dws=mgdax"]) == 2
     assert "unknown dws" in capsys.readouterr().err
+    assert main(args + ["--out", str(tmp_path / "r3"), "--iters", "1", "--set", "dws=kpi"]) == 0  # S-II
+    w = json.loads((tmp_path / "r3" / "progress.json").read_text())["last_weights"]
+    assert w["stargan"] > 0 and w["attgan"] > 0 and w != {"stargan": 1.0, "attgan": 1.0}

@@ -10,7 +10,9 @@ G_k with one of its edits c (drawn per image):
 (E: the target's bottleneck features, m resized to them). PG and δ_p *maximise* Σ_k w_k L_k (Adam on
 −Σ w_k L_k, lr 1e-4, β (0.5, 0.999)). Weights ``dws``: ``mgda`` (S-I) takes w = the min-norm convex
 combination of the per-model gradients in PG's parameters (Frank–Wolfe; closed form for two models),
-``equal`` w_k = 1. KPI (S-II) is not implemented yet.
+``kpi`` (S-II) w_k = p_k · KPI(L_mask,k) with KPI(L) = −(1 − L)^τ log L (τ 1, L clamped to
+[1e-13, 1]; L_mask,k the masked-MSE terms of x_adv and x + δ_p summed) and the official priors p
+(stargan 1, attgan 10, fpgan 1, relgan 10, hisd 100; others 1), ``equal`` w_k = 1.
 
 What pdbench substitutes, and why: ID = MobileFaceNet (pdbench's identity model; ArcFace IR-SE50 is not
 available), m = the dlib facial mask (eyebrows to mouth; CelebAMask-HQ annotations are not available)
@@ -50,7 +52,7 @@ class IDGuardRecipe:
     lambda_ft: float = 0.01
     prior_loss: bool = True  # the official loss also scores x + δ_p
     prior_id: bool = False  # the ID term on x + δ_p too (official; off on the CPU: MobileFaceNet is the cost)
-    dws: str = "mgda"  # mgda (S-I) | equal
+    dws: str = "mgda"  # mgda (S-I) | kpi (S-II) | equal
     edits_per_step: int = 1  # the official code uses one edit per model per step
     targets: str = "stargan,attgan"
     mask_faces: int = 128
@@ -63,6 +65,19 @@ class IDGuardRecipe:
 
     def target_names(self) -> list[str]:
         return [t.strip() for t in self.targets.split(",") if t.strip()]
+
+
+KPI_PRIORS = {"stargan": 1.0, "attgan": 10.0, "fpgan": 1.0, "relgan": 10.0, "hisd": 100.0}  # configs/prior_weight.json
+
+
+def kpi_weights(mask_losses: dict[str, float], tau: float = 1.0) -> dict[str, float]:
+    """S-II: p_k · (−(1 − L_k)^τ log L_k) per model, L_k its masked-MSE loss clamped to [1e-13, 1] (a
+    target that is still barely disrupted, small L_k, gets a large weight)."""
+    out = {}
+    for name, loss in mask_losses.items():
+        v = min(max(float(loss), 1e-13), 1.0)
+        out[name] = KPI_PRIORS.get(name, 1.0) * -((1 - v) ** tau) * float(np.log(v))
+    return out
 
 
 def min_norm_weights(grads: list[torch.Tensor], iters: int = 250) -> torch.Tensor:
@@ -129,8 +144,8 @@ class IDGuardTrainer(PerturbationTrainer):
         from ..generators import get_generator
 
         r = self.recipe
-        if r.dws not in ("mgda", "equal"):
-            raise InputError(f"idguard: unknown dws {r.dws!r}; use mgda (S-I) or equal")
+        if r.dws not in ("mgda", "kpi", "equal"):
+            raise InputError(f"idguard: unknown dws {r.dws!r}; use mgda (S-I), kpi (S-II) or equal")
         self.targets = []
         for name in r.target_names():
             g = get_generator(name).to(self.device).eval().requires_grad_(False)
@@ -203,7 +218,7 @@ class IDGuardTrainer(PerturbationTrainer):
             delta = self.PG.delta(x).float()
             x_adv = (x + delta).clamp(-1, 1)
             x_pri = (x + self.PG.prior(x).float()).clamp(-1, 1)
-            losses, logs = {}, {}
+            losses, logs, masks = {}, {}, {}
             for name, g, cols in self.targets:
                 cs = self._edits(g, labels, cols, n)
                 with torch.no_grad():
@@ -212,8 +227,11 @@ class IDGuardTrainer(PerturbationTrainer):
                     feat_c = torch.stack([g.encode(x, c) for c in cs]).float() if r.lambda_ft else None
                 mf = F.interpolate(m, size=feat_c.shape[-2:], mode="nearest") if feat_c is not None else None
                 loss, l_mask, cos = self._score(g, x_adv, cs, out_c, id_c, feat_c, m, mf)
+                masks[name] = float(l_mask.detach())
                 if r.prior_loss:
-                    loss = loss + self._score(g, x_pri, cs, out_c, id_c, feat_c, m, mf, with_id=r.prior_id)[0]
+                    l_pri, m_pri, _ = self._score(g, x_pri, cs, out_c, id_c, feat_c, m, mf, with_id=r.prior_id)
+                    loss = loss + l_pri
+                    masks[name] += float(m_pri.detach())
                 losses[name] = loss
                 logs[f"{name}_mask"] = l_mask.detach()
                 logs[f"{name}_cos"] = cos.detach()
@@ -227,6 +245,8 @@ class IDGuardTrainer(PerturbationTrainer):
         if r.dws == "mgda":
             w = min_norm_weights([torch.cat([grads[nm][i].flatten() for i in gen_idx]) for nm in names])
             self.weights = {nm: float(wi) for nm, wi in zip(names, w)}
+        elif r.dws == "kpi":
+            self.weights = kpi_weights(masks)
         for i, p in enumerate(params):  # ascend Σ w_k L_k: Adam on −Σ w_k ∇L_k
             p.grad = -sum(self.weights[nm] * grads[nm][i] for nm in names)
         self.opt.step()
