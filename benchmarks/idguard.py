@@ -1,6 +1,6 @@
 """ID-Guard's claims on pdbench's StarGAN and AttGAN, against PGD and Disrupting at ε 0.05.
 
-    PDBENCH_ASSETS=../shared/assets python benchmarks/idguard.py [--n 12] [--batch 6] [--pgd-steps 10]
+    PDBENCH_ASSETS=../shared/assets python benchmarks/idguard.py [--n 8] [--batch 8] [--pgd-steps 10]
                                                                  [--checkpoint PG.safetensors] [--json docs/results/idguard.json]
 
 Held-out CelebA faces (``FaceFolder.split(1000)[1]``: images 9001–10000, never seen by the shipped
@@ -42,8 +42,8 @@ PAPER = "paper (256 px, ArcFace, 5 targets): ID-Guard's L2-face and DSR above PG
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=12, help="held-out faces")
-    ap.add_argument("--batch", type=int, default=6)
+    ap.add_argument("--n", type=int, default=8, help="held-out faces")
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--pgd-steps", type=int, default=10)
     ap.add_argument("--checkpoint", default=None, help="ID-Guard weights (default: the shipped ones)")
     ap.add_argument("--json", default=None)
