@@ -92,4 +92,18 @@ ASSETS = [
         builtin=True,
         meta={"resolution": 64},
     ),
+    AssetSpec(
+        name="idguard-celeba-64-pdbench",
+        path="idguard_celeba64_pdbench.safetensors",
+        sha256="0e8f239e8e3eea57ae87b72968c43136f87c30fc7e4ff18941eaba773089031b",
+        size=290760,
+        source="trained by pdbench (`pdbench train idguard`) against stargan-celeba-64-pdbench and "
+               "attgan-celeba-64-pdbench, see docs/model-cards/idguard-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="defense",
+        builtin=True,
+        meta={"resolution": 64, "ngf": 8, "n_blocks": 6,
+              "targets": ["stargan-celeba-64-pdbench", "attgan-celeba-64-pdbench"]},
+    ),
 ]
