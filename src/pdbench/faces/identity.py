@@ -181,5 +181,8 @@ def get_embedder(box: str | tuple | None = "celeba", device: str | torch.device 
         box = default
     key = (model, box if isinstance(box, str) else tuple(box), str(device))
     if key not in _CACHE:
-        _CACHE[key] = cls(load(), box).to(device)
+        # built outside inference mode even when first asked for inside it (an objective's references):
+        # weights created there would be inference tensors, unusable for the gradients of a later attack
+        with torch.inference_mode(False):
+            _CACHE[key] = cls(load(), box).to(device)
     return _CACHE[key]
