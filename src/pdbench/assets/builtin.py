@@ -106,4 +106,17 @@ ASSETS = [
         meta={"resolution": 64, "ngf": 8, "n_blocks": 6,
               "targets": ["stargan-celeba-64-pdbench", "attgan-celeba-64-pdbench"]},
     ),
+    AssetSpec(
+        name="nullswap-mobilefacenets-celeba-64-pdbench",
+        path="nullswap_mobilefacenets_celeba64_pdbench.safetensors",
+        sha256="65f0db92ac43da2cd152377e7248d2f8c2697174e42264f34e0c9d7d784ea5d1",
+        size=92812,
+        source="trained by pdbench (`pdbench train nullswap`), black-box against MobileFaceNet (068.ckpt) and the "
+               "ONNX MobileFaceNet, see docs/model-cards/nullswap-mobilefacenets-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="defense",
+        builtin=True,
+        meta={"resolution": 64, "ch": 16, "extractors": ["mobilefacenet", "mobilefacenet-onnx"]},
+    ),
 ]

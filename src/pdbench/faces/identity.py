@@ -139,14 +139,50 @@ _CACHE: dict = {}
 DETECT_MIN = 128  # images are upsampled to this short side for landmark detection
 
 
-def get_embedder(box: str | tuple = "celeba", device: str | torch.device = "cpu") -> IdentityEmbedder:
-    """MobileFaceNet from the asset store (checksum-verified, strict load), cached per process."""
-    key = (box if isinstance(box, str) else tuple(box), str(device))
+def _mobilefacenet() -> nn.Module:
+    spec = ASSETS.get("mobilefacenet")
+    state = load_state_dict(resolve("mobilefacenet"), asset=spec)
+    state = state.get("net_state_dict", state)
+    net = MobileFaceNet()
+    net.load_state_dict(state, strict=True)
+    return net
+
+
+def _mobilefacenet_onnx() -> nn.Module:
+    from .mobilefacenet_onnx import load_onnx_mobilefacenet
+
+    return load_onnx_mobilefacenet()
+
+
+def _onnx_embedder(net, box):
+    from .mobilefacenet_onnx import OnnxIdentityEmbedder
+
+    return OnnxIdentityEmbedder(net, box)
+
+
+# the differentiable identity extractors, by name: (network loader, embedder class, default box)
+EMBEDDERS: dict = {
+    "mobilefacenet": (_mobilefacenet, IdentityEmbedder, "celeba"),  # Xiaoccer's 068.ckpt, 112×96
+    "mobilefacenet-onnx": (_mobilefacenet_onnx, _onnx_embedder, "celeba-square"),  # pixamatch's ONNX, 112×112
+}
+
+
+def get_embedder(box: str | tuple | None = "celeba", device: str | torch.device = "cpu",
+                 model: str = "mobilefacenet") -> IdentityEmbedder:
+    """An identity embedder from the asset store (checksum-verified, strict load), cached per process.
+
+    ``model`` names one of :data:`EMBEDDERS`; ``box=None`` takes that model's default crop."""
+    from ..errors import UnknownNameError
+
+    if model not in EMBEDDERS:
+        raise UnknownNameError(f"unknown identity model {model!r}; known: {', '.join(EMBEDDERS)}")
+    load, cls, default = EMBEDDERS[model]
+    if box is None:
+        box = default
+    key = (model, box if isinstance(box, str) else tuple(box), str(device))
     if key not in _CACHE:
-        spec = ASSETS.get("mobilefacenet")
-        state = load_state_dict(resolve("mobilefacenet"), asset=spec)
-        state = state.get("net_state_dict", state)
-        net = MobileFaceNet()
-        net.load_state_dict(state, strict=True)
-        _CACHE[key] = IdentityEmbedder(net, box).to(device)
+        # built outside inference mode even when first asked for inside it (an objective's references):
+        # weights created there would be inference tensors, unusable for the gradients of a later attack
+        with torch.inference_mode(False):
+            _CACHE[key] = cls(load(), box).to(device)
     return _CACHE[key]
