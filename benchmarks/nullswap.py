@@ -78,11 +78,6 @@ def main() -> None:
     ns = get_defense("nullswap", checkpoint=args.checkpoint)
     pgd = get_defense("composite", objectives=["identity"], steps=args.pgd_steps,
                       optimiser={"name": "sign-pgd", "random_start": False})
-    # IdentityDistance.terms multiplies its reference embedding, made under inference mode by prepare(),
-    # into the autograd graph, which torch refuses; plain copies of the references work around it
-    # (reported: objectives.py should clone them)
-    prepare = pgd.prepare
-    pgd.prepare = lambda x_, t_: [r.clone() for r in prepare(x_, t_)]
     g = torch.Generator().manual_seed(0)
     adv = {"none": x, "random": (x + 0.05 * torch.sign(torch.rand(x.shape, generator=g) - 0.5)).clamp(-1, 1),
            "pgd-identity": pgd.protect(x, t),

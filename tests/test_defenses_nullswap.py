@@ -136,3 +136,19 @@ def test_train_two_steps_resumes_black_box(celeba_dir, tmp_path, capsys):
     assert main(["export", str(out), "-o", str(tmp_path / "ns.safetensors")]) == 0
     net = load_nullswap(str(tmp_path / "ns.safetensors"))  # strict load of the fp16 export
     assert net.ch == 8 and torch.allclose(net.final[2].weight, st["PG"][key].half().float())
+
+
+def test_identity_objective_runs_inside_pgd():
+    """The identity objective's references are embedded under inference mode; PGD on it must still take
+    gradients (it once failed with 'Inference tensors cannot be saved for backward') and move within ε."""
+    import torch
+
+    from pdbench.defenses import get_defense
+    from pdbench.generators import Target, get_generator
+
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pgd = get_defense("composite", objectives=["identity"], steps=2,
+                      optimiser={"name": "sign-pgd", "random_start": False})
+    xa = pgd.protect(x, Target.of(get_generator("stargan"), None, 2))
+    d = (xa - x).abs().max().item()
+    assert 0.0 < d <= 0.05 + 1e-6

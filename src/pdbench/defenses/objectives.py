@@ -162,7 +162,8 @@ class IdentityDistance(Objective):
 
     def terms(self, x_adv, x, target, ref):
         e = self._embedder(x_adv)(x_adv)
-        return [(1.0, 1.0 - (e * ref).sum(dim=1))]
+        # ref was embedded under prepare()'s inference_mode: a plain copy may enter the autograd graph
+        return [(1.0, 1.0 - (e * ref.clone()).sum(dim=1))]
 
     def config(self):
         return {**super().config(), "box": self.box}
