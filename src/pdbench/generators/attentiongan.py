@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import AssetCorruptError, InputError
+from ..errors import InputError
 from . import GENERATORS
 from .stargan import StarGAN, StarGANNet
 
@@ -49,32 +49,14 @@ def blend(x: torch.Tensor, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 class AttentionGAN(StarGAN):
     """AttentionGAN v1 (multi-domain) on StarGAN's five CelebA attributes and its five official test edits."""
 
-    # why pdbench's own weights must not be used for reported numbers (None: a real editor)
+    # why pdbench's own weights must not be used for reported numbers (a checkpoint path clears it)
     experimental: str | None = ("pdbench's 64 px weights: 440 iterations fine-tuned from StarGAN on a CPU; edits about half "
                                 "StarGAN's strength, blond/brown hair barely local, the attention mask not localised "
                                 "(docs/model-cards/attentiongan-celeba-64-pdbench.md); not for reported numbers")
 
-    def __init__(self, resolution: int = 128, conv_dim: int = 64, repeat_num: int = 6):
-        super().__init__(resolution, conv_dim, repeat_num)
-        self.net = AttentionGANNet(conv_dim, len(self.attributes), repeat_num)
-
-    @classmethod
-    def from_assets(cls, checkpoint: str | None = None, asset: str = "attentiongan-celeba-64-pdbench",
-                    resolution: int | None = None, device: str | torch.device = "cpu") -> "AttentionGAN":
-        """pdbench's own weights (default) or an official/user checkpoint path (``200000-G.ckpt``; strict)."""
-        try:
-            model = super().from_assets(checkpoint, asset, resolution, device)
-        except AssetCorruptError as e:
-            raise AssetCorruptError(str(e).replace("StarGAN", "AttentionGAN")) from None
-        if checkpoint is not None:
-            model.experimental = None  # the flag describes pdbench's shipped weights, not a user's checkpoint
-        return model
-
-    def _check(self, x: torch.Tensor) -> None:
-        try:
-            super()._check(x)
-        except InputError as e:
-            raise InputError(str(e).replace("stargan", "attentiongan")) from None
+    net_cls = AttentionGANNet
+    title = "AttentionGAN"
+    default_asset = "attentiongan-celeba-64-pdbench"
 
     def generate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """The edited image, clamped to [-1, 1] (the content channels are unbounded)."""

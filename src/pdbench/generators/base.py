@@ -360,6 +360,7 @@ class Generator(nn.Module):
     chunk_size: int | None = None  # at most this many rows per forward (None: all K × N at once)
     conditional_encoder: bool = True  # whether encode() needs the condition (StarGAN) or not (AttGAN)
     weights: str | None = None  # the registered weights (asset) or checkpoint path this instance holds
+    experimental: str | None = None  # why these weights are not fit for reported numbers (None: they are)
     fast: bool | None = None  # this instance's speed-path switch (None: PDBENCH_FAST, default on)
 
     def __init_subclass__(cls, **kwargs):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import AssetCorruptError, InputError
+from ..errors import InputError
 from . import GENERATORS
 from .stargan import StarGAN, StarGANNet
 
@@ -38,32 +38,14 @@ class FPGANNet(StarGANNet):
 class FPGAN(StarGAN):
     """Fixed-Point GAN on StarGAN's five CelebA attributes and its five official test edits."""
 
-    # why pdbench's own weights must not be used for reported numbers (None: a real editor)
+    # why pdbench's own weights must not be used for reported numbers (a checkpoint path clears it)
     experimental: str | None = ("pdbench's 64 px weights: 329 iterations fine-tuned from StarGAN on a CPU; edits about a third "
                                 "of StarGAN's strength, the blond-hair edit not local "
                                 "(docs/model-cards/fpgan-celeba-64-pdbench.md); not for reported numbers")
 
-    def __init__(self, resolution: int = 128, conv_dim: int = 64, repeat_num: int = 6):
-        super().__init__(resolution, conv_dim, repeat_num)
-        self.net = FPGANNet(conv_dim, len(self.attributes), repeat_num)
-
-    @classmethod
-    def from_assets(cls, checkpoint: str | None = None, asset: str = "fpgan-celeba-64-pdbench",
-                    resolution: int | None = None, device: str | torch.device = "cpu") -> "FPGAN":
-        """pdbench's own weights (default) or an official/user checkpoint path (``200000-G.ckpt``; strict)."""
-        try:
-            model = super().from_assets(checkpoint, asset, resolution, device)
-        except AssetCorruptError as e:
-            raise AssetCorruptError(str(e).replace("StarGAN", "Fixed-Point GAN")) from None
-        if checkpoint is not None:
-            model.experimental = None  # the flag describes pdbench's shipped weights, not a user's checkpoint
-        return model
-
-    def _check(self, x: torch.Tensor) -> None:
-        try:
-            super()._check(x)
-        except InputError as e:
-            raise InputError(str(e).replace("stargan", "fpgan")) from None
+    net_cls = FPGANNet
+    title = "Fixed-Point GAN"
+    default_asset = "fpgan-celeba-64-pdbench"
 
     # generate() is StarGAN's: self.net(x, c) is already tanh(x + δ)
 

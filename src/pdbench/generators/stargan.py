@@ -116,30 +116,38 @@ def target_conditions(labels: torch.Tensor) -> torch.Tensor:
 class StarGAN(Generator):
     condition_names = tuple(f"to_{a}" if i < HAIR else f"flip_{a}" for i, a in enumerate(ATTRS))
     attributes = ATTRS
+    # what a subclass sharing StarGAN's trunk and loading (AttentionGAN, Fixed-Point GAN) changes
+    net_cls: type = StarGANNet
+    title = "StarGAN"  # the name in messages
+    default_asset = "stargan-celeba-64-pdbench"
 
     def __init__(self, resolution: int = 128, conv_dim: int = 64, repeat_num: int = 6):
         super().__init__()
         self.resolution = resolution
-        self.net = StarGANNet(conv_dim, len(ATTRS), repeat_num)
+        self.net = self.net_cls(conv_dim, len(ATTRS), repeat_num)
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
-    def from_assets(cls, checkpoint: str | None = None, asset: str = "stargan-celeba-64-pdbench",
+    def from_assets(cls, checkpoint: str | None = None, asset: str | None = None,
                     resolution: int | None = None, device: str | torch.device = "cpu",
                     preprocessing: str | None = None) -> "StarGAN":
-        """Load pdbench's own weights (default) or an official/user checkpoint path (strict).
+        """Load pdbench's own weights (default: ``cls.default_asset``) or an official/user checkpoint path
+        (strict). A checkpoint path clears ``experimental``, which describes pdbench's shipped weights.
 
         ``preprocessing``: the registered weights whose preprocessing record a checkpoint path follows
-        (default: the asset's own record, or StarGAN's official one for a path)."""
+        (default: the asset's own record, or the architecture's official one for a path)."""
+        asset = asset or cls.default_asset
         state, path, meta = checkpoint_state(checkpoint, asset)
         if "main.0.weight" not in state:
-            raise AssetCorruptError(f"{path} is not a StarGAN generator state dict (no 'main.0.weight')")
+            raise AssetCorruptError(f"{path} is not a {cls.title} generator state dict (no 'main.0.weight')")
         # width and depth come from the weights themselves, so any official or user checkpoint loads
         conv_dim = int(state["main.0.weight"].shape[0])
         repeat = len({k.split(".")[1] for k in state if k.startswith("main.") and ".main." in k})
         model = cls(resolution or int(meta.get("resolution", 128)), conv_dim, repeat)
         model.net.load_state_dict(float_state(state), strict=True)
         model._use_weights(asset if checkpoint is None else str(checkpoint), preprocessing)
+        if checkpoint is not None:
+            model.experimental = None
         return model.to(device).requires_grad_(False)
 
     # -- interface ---------------------------------------------------------------------------
@@ -148,17 +156,17 @@ class StarGAN(Generator):
         if labels is None:
             labels = torch.zeros(n, len(ATTRS))
         if labels.shape != (n, len(ATTRS)):
-            raise InputError(f"stargan: expected labels of shape ({n}, {len(ATTRS)}) for {ATTRS}, got {tuple(labels.shape)}")
+            raise InputError(f"{self.name}: expected labels of shape ({n}, {len(ATTRS)}) for {ATTRS}, got {tuple(labels.shape)}")
         return target_conditions(labels)
 
     def unedited(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
         return torch.zeros(n, len(ATTRS)) if labels is None else labels.float()
 
     def _check(self, x: torch.Tensor) -> None:
-        check_images(x, "stargan input")
+        check_images(x, f"{self.name} input")
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
             raise InputError(
-                f"stargan: expects {self.resolution}x{self.resolution} images, got {x.shape[-2]}x{x.shape[-1]}; "
+                f"{self.name}: expects {self.resolution}x{self.resolution} images, got {x.shape[-2]}x{x.shape[-1]}; "
                 "resize with pdbench.data (or load a checkpoint for that resolution)"
             )
 
@@ -170,7 +178,7 @@ class StarGAN(Generator):
     def _tiled(self, x: torch.Tensor, c: torch.Tensor | None, what: str) -> torch.Tensor:
         self._check(x)
         if c is None:
-            raise InputError(f"stargan: {what} needs the condition c (it is tiled onto the input image)")
+            raise InputError(f"{self.name}: {what} needs the condition c (it is tiled onto the input image)")
         c = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
         return torch.cat([x, c], dim=1)
 
