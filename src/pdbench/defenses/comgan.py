@@ -109,7 +109,7 @@ def load_comg(checkpoint: str | None = None, device="cpu") -> ComGenerator:
     else pdbench's shipped one (checksum-verified), loaded strictly, in eval mode, without gradients.
 
     The width is read from the checkpoint (``conv1.0.weight`` has ``dim`` output channels)."""
-    from ..generators.base import checkpoint_state, float_state, strict_load_error
+    from ..generators.base import checkpoint_state, load_frozen
 
     state, source, _ = checkpoint_state(checkpoint, ASSET)
     if isinstance(state.get("ComG"), dict):  # {'ComG': state_dict, ...}
@@ -120,9 +120,4 @@ def load_comg(checkpoint: str | None = None, device="cpu") -> ComGenerator:
 
         raise AssetCorruptError(f"checkpoint {source} is not a ComG state dict (no conv1.0.weight); pass a ComG "
                                 "checkpoint (`pdbench train comgan` + `pdbench export`)")
-    net = ComGenerator(dim=int(w.shape[0]))
-    try:
-        net.load_state_dict(float_state(state), strict=True)
-    except RuntimeError as e:
-        raise strict_load_error(e, source) from e
-    return net.eval().requires_grad_(False).to(device)
+    return load_frozen(ComGenerator(dim=int(w.shape[0])), state, source).to(device)

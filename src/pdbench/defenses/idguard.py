@@ -114,7 +114,7 @@ class IDGuardNet(nn.Module):
 
 def idguard_from_state(state: dict, source: str) -> IDGuardNet:
     """An ID-Guard network whose width, depth, resolution and ε are read from the state dict, loaded strictly."""
-    from ..generators.base import float_state, strict_load_error
+    from ..generators.base import load_frozen
 
     key = "generator.model0.1.weight"
     if key not in state or "pri_pert" not in state:
@@ -125,11 +125,7 @@ def idguard_from_state(state: dict, source: str) -> IDGuardNet:
     res = int(state["pri_pert"].shape[-1])
     eps = float(state["eps"]) if "eps" in state else EPS
     net = IDGuardNet(ngf, n_blocks, res, eps)
-    try:
-        net.load_state_dict(float_state(state), strict=True)
-    except RuntimeError as e:
-        raise strict_load_error(e, source) from None
-    return net.eval().requires_grad_(False)
+    return load_frozen(net, state, source)
 
 
 def load_idguard(checkpoint: str | None = None, asset: str = ASSET) -> IDGuardNet:

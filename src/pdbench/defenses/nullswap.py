@@ -102,18 +102,14 @@ class NullSwapNet(nn.Module):
 
 def nullswap_from_state(state: dict, source: str) -> NullSwapNet:
     """A NullSwap network whose width is read from the state dict, loaded strictly (eval mode)."""
-    from ..generators.base import float_state, strict_load_error
+    from ..generators.base import load_frozen
 
     key = "identity.0.0.weight"
     if key not in state:
         raise AssetCorruptError(f"{source} is not a NullSwap state dict (no {key!r}); pass the weights of "
                                 f"`pdbench train nullswap` (its PG.safetensors, or `pdbench export`)")
     net = NullSwapNet(int(state[key].shape[0]))
-    try:
-        net.load_state_dict(float_state(state), strict=True)
-    except RuntimeError as e:
-        raise strict_load_error(e, source) from None
-    return net.eval().requires_grad_(False)
+    return load_frozen(net, state, source)
 
 
 def load_nullswap(checkpoint: str | None = None, asset: str = ASSET) -> NullSwapNet:

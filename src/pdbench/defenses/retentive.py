@@ -85,7 +85,7 @@ class UNet(nn.Module):
 
 def unet_from_state(state: dict, source: str) -> UNet:
     """A U-Net whose width and depth are read from the state dict itself, loaded strictly (eval mode)."""
-    from ..generators.base import float_state, strict_load_error
+    from ..generators.base import load_frozen
 
     key = "model.model.0.weight"
     if key not in state:
@@ -95,11 +95,7 @@ def unet_from_state(state: dict, source: str) -> UNet:
     # the down convolutions: the outermost one, then one per nested level (model.model.1(.model.3)*.model.1)
     depth = 1 + sum(1 for k in state if re.fullmatch(r"model\.model\.1(\.model\.3)*\.model\.1\.weight", k))
     net = UNet(ngf, depth)
-    try:
-        net.load_state_dict(float_state(state), strict=True)
-    except RuntimeError as e:
-        raise strict_load_error(e, source) from None
-    return net.eval().requires_grad_(False)
+    return load_frozen(net, state, source)
 
 
 @DEFENSES.register("retentive")

@@ -619,6 +619,16 @@ def float_state(state: dict) -> dict:
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
+def load_frozen(net: nn.Module, state: dict, source: str) -> nn.Module:
+    """``net`` with ``state`` loaded strictly in float32 (a mismatch is :func:`strict_load_error`'s one
+    line naming ``source``), in eval mode, without gradients: how a trained network is used, not trained."""
+    try:
+        net.load_state_dict(float_state(state), strict=True)
+    except RuntimeError as e:
+        raise strict_load_error(e, source) from None
+    return net.eval().requires_grad_(False)
+
+
 @dataclass
 class TargetMember:
     generator: Generator
