@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..generators.attentiongan import AttentionGANNet
-from ..generators.stargan import ATTRS, StarGANDiscriminator, target_conditions
+from ..generators.stargan import ATTRS, target_conditions
 from ..tensors import to_uint8
 from . import TRAINERS
 from .stargan import StarGANRecipe, StarGANTrainer
@@ -54,10 +54,7 @@ class AttentionGANTrainer(StarGANTrainer):
     Recipe = AttentionGANRecipe
     attributes = ATTRS
 
-    def build(self):
-        r = self.recipe
-        return (AttentionGANNet(r.g_conv_dim, len(ATTRS), r.g_repeat_num),
-                StarGANDiscriminator(r.resolution, r.d_conv_dim, len(ATTRS), r.d_repeat()))
+    net_cls = AttentionGANNet
 
     def sample_grid(self) -> np.ndarray:
         return sample_grid(self.G, self.fixed_x, self.fixed_c)

@@ -27,13 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..generators.fpgan import FPGANNet
-from ..generators.stargan import ATTRS, StarGANDiscriminator
+from ..generators.stargan import ATTRS
 from . import TRAINERS
-from .loop import gradient_penalty, saved_recipe
-from .stargan import StarGANRecipe, StarGANTrainer
+from .loop import saved_recipe
+from .stargan import StarGANRecipe, StarGANTrainer, cls_loss
 
 
 STARGAN_OUT_SCALE = 0.2
@@ -60,20 +59,12 @@ def trained_as_stargan(source: str) -> bool:
     return source.startswith("stargan-")
 
 
-def cls_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The official classification loss: BCE summed over attributes, averaged over the batch."""
-    return F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum") / logits.shape[0]
-
-
 @TRAINERS.register("fpgan")
 class FPGANTrainer(StarGANTrainer):
     Recipe = FPGANRecipe
     attributes = ATTRS
 
-    def build(self):
-        r = self.recipe
-        return (FPGANNet(r.g_conv_dim, len(ATTRS), r.g_repeat_num),
-                StarGANDiscriminator(r.resolution, r.d_conv_dim, len(ATTRS), r.d_repeat()))
+    net_cls = FPGANNet
 
     def init_from(self, source: str) -> str:
         what = super().init_from(source)
@@ -90,21 +81,7 @@ class FPGANTrainer(StarGANTrainer):
         x_real, label_org = self.batch()
         label_trg = label_org[torch.randperm(label_org.shape[0], device=self.device, generator=self.gen)]
 
-        with self.autocast():
-            out_src, out_cls = self.D(x_real)
-            d_real = -out_src.float().mean()
-            d_cls = cls_loss(out_cls, label_org)
-            with torch.no_grad():
-                x_fake = self.G(x_real, label_trg)
-            d_fake = self.D(x_fake.detach())[0].float().mean()
-            alpha = torch.rand(x_real.shape[0], 1, 1, 1, device=self.device, generator=self.gen)
-            x_hat = (alpha * x_real + (1 - alpha) * x_fake.float()).requires_grad_(True)
-            d_gp = gradient_penalty(self.D(x_hat)[0].float(), x_hat)
-        d_loss = d_real + d_fake + r.lambda_cls * d_cls + r.lambda_gp * d_gp
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        logs = {"D/real": d_real.detach(), "D/fake": d_fake.detach(), "D/cls": d_cls.detach(), "D/gp": d_gp.detach()}
+        logs = self.critic_step(x_real, label_org, label_trg)  # StarGAN's critic update
 
         if (self.step + 1) % r.n_critic == 0:
             with self.autocast():

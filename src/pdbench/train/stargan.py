@@ -61,9 +61,15 @@ def sample_grid(G: StarGANNet, x: torch.Tensor, labels: torch.Tensor) -> np.ndar
     return np.concatenate(list(img), axis=0)
 
 
+def cls_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The official classification loss: BCE summed over attributes, averaged over the batch."""
+    return F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum") / logits.shape[0]
+
+
 @TRAINERS.register("stargan")
 class StarGANTrainer(GANTrainer):
     attributes = ATTRS
+    net_cls: type = StarGANNet  # the generator network (AttentionGAN's and Fixed-Point GAN's trainers swap it)
 
     Recipe = StarGANRecipe
 
@@ -79,7 +85,7 @@ class StarGANTrainer(GANTrainer):
 
     def build(self):
         r = self.recipe
-        return (StarGANNet(r.g_conv_dim, len(ATTRS), r.g_repeat_num),
+        return (self.net_cls(r.g_conv_dim, len(ATTRS), r.g_repeat_num),
                 StarGANDiscriminator(r.resolution, r.d_conv_dim, len(ATTRS), r.d_repeat()))
 
     def lr_factor(self) -> float:
@@ -92,16 +98,13 @@ class StarGANTrainer(GANTrainer):
     def sample_grid(self) -> np.ndarray:
         return sample_grid(self.G, self.fixed_x, self.fixed_c)
 
-    def train_step(self) -> dict[str, torch.Tensor]:
+    def critic_step(self, x_real: torch.Tensor, label_org: torch.Tensor, label_trg: torch.Tensor) -> dict:
+        """One critic update of the official solver (WGAN-GP with the attribute classifier): its logs."""
         r = self.recipe
-        x_real, label_org = self.batch()
-        rand = torch.randperm(label_org.shape[0], device=self.device, generator=self.gen)
-        label_trg = label_org[rand]
-
         with self.autocast():
             out_src, out_cls = self.D(x_real)
             d_real = -out_src.float().mean()
-            d_cls = F.binary_cross_entropy_with_logits(out_cls.float(), label_org, reduction="sum") / x_real.shape[0]
+            d_cls = cls_loss(out_cls, label_org)
             with torch.no_grad():
                 x_fake = self.G(x_real, label_trg)
             out_src, _ = self.D(x_fake.detach())
@@ -114,14 +117,22 @@ class StarGANTrainer(GANTrainer):
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
-        logs = {"D/real": d_real.detach(), "D/fake": d_fake.detach(), "D/cls": d_cls.detach(), "D/gp": d_gp.detach()}
+        return {"D/real": d_real.detach(), "D/fake": d_fake.detach(), "D/cls": d_cls.detach(), "D/gp": d_gp.detach()}
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        r = self.recipe
+        x_real, label_org = self.batch()
+        rand = torch.randperm(label_org.shape[0], device=self.device, generator=self.gen)
+        label_trg = label_org[rand]
+
+        logs = self.critic_step(x_real, label_org, label_trg)
 
         if (self.step + 1) % r.n_critic == 0:
             with self.autocast():
                 x_fake = self.G(x_real, label_trg)
                 out_src, out_cls = self.D(x_fake)
                 g_fake = -out_src.float().mean()
-                g_cls = F.binary_cross_entropy_with_logits(out_cls.float(), label_trg, reduction="sum") / x_real.shape[0]
+                g_cls = cls_loss(out_cls, label_trg)
                 x_rec = self.G(x_fake, label_org)
                 g_rec = (x_real - x_rec.float()).abs().mean()
             g_loss = g_fake + r.lambda_rec * g_rec + r.lambda_cls * g_cls
