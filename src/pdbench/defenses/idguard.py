@@ -7,7 +7,8 @@ clamped to the ε-ball), ends in tanh and its output is clamped to ±ε, as in t
 ``advGen.generate``. It is trained (``pdbench train idguard``, :mod:`pdbench.train.idguard`) against
 several frozen attribute editors at once with the identity-destruction loss
 (masked MSE + 0.1·(−cos ID) + 0.01·masked feature MSE per model, on both x_adv and x + δ_p), the
-per-model losses combined with dynamic weights (MGDA's min-norm point, S-I; or equal weights).
+per-model losses combined with dynamic weights (MGDA's min-norm point, S-I; KPI × priors, S-II; or equal
+weights).
 
 The network follows the official ``ResnetGenerator`` (ZOMIN28/ID-Guard: net/advGen.py; the parameter
 names of its ``model0`` sequence are kept): 7×7 reflection-padded convolution, two stride-2
