@@ -235,3 +235,42 @@ def test_train_cli_runs_and_resumes(celeba_dir, tmp_path, capsys):
     assert g.net.conv_in[0].out_channels == 4 and g.attributes == OFFICIAL_ATTRS
     assert main(args[:6] + ["--out", str(tmp_path / "r2"), "--set", "attribute_set=all40"]) == 2
     assert "attribute_set must be one of official17, stargan5" in capsys.readouterr().err
+
+
+def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
+    """pdbench's RelGAN on 32 held-out faces, with margins on what the model card measures: the hair
+    edits act more on the hair than on the face, but gender and age change the hair more than the face
+    and the reconstruction G(x, 0) is StarGAN-blurry, so the weights are flagged experimental."""
+    from pdbench.assets import ASSETS, verify
+    from pdbench.train.evaluate import edit_report
+
+    assert verify(ASSETS["relgan-celeba-64-pdbench"])
+    g = get_generator("relgan")
+    assert g.experimental and "model-cards/relgan" in g.experimental
+    assert g.attributes == STARGAN_ATTRS and g.vector == "target-source" and g.resolution == 64
+    x, labels, _ = celeba_test_batch
+    with torch.inference_mode():
+        rep = edit_report(g, x, labels)
+    e = rep["edits"]
+    print(rep)
+    assert e["to_Black_Hair"]["hair"] > 1.2 * e["to_Black_Hair"]["face"]  # measured 1.34 x
+    for hair in ("to_Black_Hair", "to_Blond_Hair", "to_Brown_Hair"):  # measured 1.34, 1.15, 1.24 x; 0.059, 0.106, 0.062
+        assert e[hair]["hair"] > 1.08 * e[hair]["face"] and e[hair]["hair"] > 0.045, (hair, e[hair])
+    for edit in ("flip_Male", "flip_Young"):  # real (0.062, 0.053 in the face) but not local: face 0.86, 0.73 x hair
+        assert e[edit]["face"] > 0.04 and e[edit]["face"] < 1.0 * e[edit]["hair"], (edit, e[edit])
+    assert rep["self_l1"] < 0.16 and rep["cycle_l1"] < 0.19  # measured 0.140, 0.166 (StarGAN 0.17, 0.14)
+
+
+def test_a_run_on_experimental_weights_says_so(celeba_dir, tmp_path, capsys):
+    """pdbench's own RelGAN weights are experimental: a run warns and its results and summary carry the mark."""
+    from pdbench.bench import BenchConfig, run
+
+    cfg = BenchConfig.from_dict({
+        "dataset": {"path": str(celeba_dir / "images"), "attrs": str(celeba_dir / "list_attr_celeba_first20k.txt"),
+                    "holdout": 1000, "split": "test", "n": 2, "seed": 0},
+        "generators": ["relgan"], "defenses": ["none"], "metrics": ["mse"], "out": str(tmp_path / "run")})
+    run(cfg, progress=False)
+    assert "experimental weights" in capsys.readouterr().err
+    meta = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "iterations" in meta["generators"]["relgan"]["experimental"]
+    assert "not fit for reporting" in (tmp_path / "run" / "summary.md").read_text()
