@@ -221,7 +221,7 @@ class RelGAN(Generator):
 
     condition_names = EDITS
     # why pdbench's own weights must not be used for reported numbers (a checkpoint path clears it)
-    experimental: str | None = ("pdbench's 64 px weights: 341 iterations fine-tuned from StarGAN on a CPU; edits well under half "
+    experimental: str | None = ("pdbench's 64 px weights: 341 iterations fine-tuned from StarGAN on a CPU; edits under half "
                                 "StarGAN's strength, gender and age change the hair more than the face, blurry reconstruction "
                                 "(docs/model-cards/relgan-celeba-64-pdbench.md); not for reported numbers")
     default_asset = "relgan-celeba-64-pdbench"
