@@ -1,6 +1,6 @@
 """Numbers and sample grid for the model card of a trained attribute editor, on held-out CelebA images.
 
-    python benchmarks/model_card.py stargan|attgan|attentiongan|fpgan [--checkpoint G.safetensors] [--n 200]
+    python benchmarks/model_card.py stargan|attgan|attentiongan|fpgan|relgan [--checkpoint G.safetensors] [--n 200]
         [--fid-n 100] [--grid docs/images/x.png]
 
 Reports, per official edit, the mean |G(x, c) − G(x, c_org)| inside the hair and face regions
@@ -28,7 +28,8 @@ from pdbench.io import save_png
 from pdbench.train.evaluate import edit_report
 
 GRIDS = {"stargan": "pdbench.train.stargan", "attgan": "pdbench.train.attgan",
-         "attentiongan": "pdbench.train.attentiongan", "fpgan": "pdbench.train.stargan"}  # sample_grid of the recipe
+         "attentiongan": "pdbench.train.attentiongan", "fpgan": "pdbench.train.stargan",
+         "relgan": "pdbench.train.relgan"}  # sample_grid of the recipe
 
 
 def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 50) -> dict:

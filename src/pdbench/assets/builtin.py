@@ -93,6 +93,19 @@ ASSETS = [
         meta={"resolution": 64},
     ),
     AssetSpec(
+        name="relgan-celeba-64-pdbench",
+        path="relgan_celeba64_pdbench.safetensors",
+        sha256="d352a1e91d39d1cb3ff129fd3140922f225a025217ff743405ad4d76f2784ac5",
+        size=1087370,
+        source="trained by pdbench (`pdbench train relgan --init stargan-celeba-64-pdbench`), see "
+               "docs/model-cards/relgan-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="generator",
+        builtin=True,
+        meta={"resolution": 64, "vector": "target-source"},
+    ),
+    AssetSpec(
         name="idguard-celeba-64-pdbench",
         path="idguard_celeba64_pdbench.safetensors",
         sha256="0e8f239e8e3eea57ae87b72968c43136f87c30fc7e4ff18941eaba773089031b",
