@@ -148,6 +148,10 @@ def test_condition_seeds_and_one_line_errors():
         # the protected photo and its perturbed copy get the same z: the output moves only by the input
         xa = (x + 0.01 * torch.randn_like(x)).clamp(-1, 1)
         assert float((g.generate(xa, cs, seed=3) - a).abs().max()) < 0.5
+    # differentiable in x through every chained step (what PGD-type defenses need)
+    xg = x.clone().requires_grad_(True)
+    g.generate(xg, Condition(attrs=torch.tensor([[1.0, 1, 0, 1, 0], [0, 0, 0, 0, 0], [-1, 0, 1, 0, 0]])), seed=1).sum().backward()
+    assert torch.isfinite(xg.grad).all() and all(float(xg.grad[b].abs().sum()) > 0 for b in range(3))
     for bad, match in ((torch.full((3, 5), 0.5), "take -1, 0 or 1"), (torch.full((3, 5), 2.0), "take -1, 0 or 1"),
                        (torch.tensor([[0.0, 0, 1, 1, 0]] * 3), "at most one hair colour"),
                        (torch.tensor([[0.0, 0, -1, 0, 0]] * 3), "at most one hair colour"),
@@ -233,3 +237,51 @@ def test_train_cli_runs_resumes_and_exports(celeba_dir, tmp_path, capsys):
     assert main(["train", "hisd", "--out", str(tmp_path / "other"), "--init", "stargan-celeba-64-pdbench", "--iters", "1"]
                 + common) == 2
     assert "hisd trains from its own initialisation" in capsys.readouterr().err
+
+
+def test_a_run_on_experimental_weights_says_so(celeba_dir, tmp_path, capsys):
+    """pdbench's own HiSD weights are experimental: a run (PGD through HiSD's latent-guided edits, the same
+    noise for G(x) and G(x_adv)) warns, and its results and summary carry the mark."""
+    from pdbench.bench import BenchConfig, run
+
+    cfg = BenchConfig.from_dict({
+        "dataset": {"path": str(celeba_dir / "images"), "attrs": str(celeba_dir / "list_attr_celeba_first20k.txt"),
+                    "holdout": 1000, "split": "test", "n": 2, "seed": 0},
+        "generators": ["hisd"], "defenses": [{"name": "pgd", "steps": 2}], "metrics": ["mse"], "out": str(tmp_path / "run")})
+    run(cfg, progress=False)
+    assert "experimental weights" in capsys.readouterr().err
+    meta = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "iterations" in meta["generators"]["hisd"]["experimental"]
+    assert "not fit for reporting" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_shipped_weights_are_what_the_card_says(celeba_dir):
+    """pdbench's HiSD on 32 held-out faces, with margins on what the model card measures: 453 CPU iterations
+    of the official recipe are far too few (official: 200,000) — the non-translation path does not yet
+    return the photo, every edit changes the whole image about as much as any other and is not local —
+    so the weights are flagged experimental (not for reported numbers). They are trained, not random:
+    the reconstruction is better than the official initialisation's at the same width."""
+    from pdbench.assets import ASSETS, verify
+    from pdbench.data import FaceFolder
+    from pdbench.train.evaluate import edit_report
+    from pdbench.train.hisd import HiSDRecipe, kaiming_init
+
+    assert verify(ASSETS["hisd-celeba-64-pdbench"])
+    g = get_generator("hisd")
+    assert g.experimental and "model-cards/hisd" in g.experimental and g.preprocessing.alignment == "celeba"
+    ds = FaceFolder(celeba_dir / "images", 64, attr_file=celeba_dir / "list_attr_celeba_first20k.txt")
+    _, test = ds.split(1000)
+    idx = ds.select(32, seed=0, pool=test)
+    x, labels = ds.load(idx), ds.labels(g.attributes, idx)
+    torch.manual_seed(0)
+    net, _ = HiSDRecipe(resolution=64, dim=8).networks()
+    kaiming_init(net)
+    with torch.inference_mode():
+        rep = edit_report(g, x, labels)
+        init = HiSD(64, net=net).eval()
+        init_l1 = float((init.generate(x, init.unedited(None, 32)) - x).abs().mean())
+    print(rep, init_l1)
+    assert 0.65 < rep["self_l1"] < 0.85 and rep["self_l1"] < init_l1 - 0.05  # measured 0.782 (initialisation 0.894)
+    for name, e in rep["edits"].items():  # measured 0.72–0.95 in every region, hair / face 0.97–1.13
+        assert min(e.values()) > 0.5, (name, e)
+        assert 0.8 < e["hair"] / e["face"] < 1.25, (name, e)  # not local: the card says so

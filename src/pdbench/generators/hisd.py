@@ -387,6 +387,10 @@ class HiSD(Generator):
     stochastic = True
     conditional_encoder = False
     default_asset = "hisd-celeba-64-pdbench"
+    # why pdbench's own weights must not be used for reported numbers (a checkpoint path clears it)
+    experimental: str | None = ("pdbench's 64 px weights: 453 iterations of the official recipe (of 200,000) at width 8 on "
+                                "a CPU; the outputs are not yet faces and the edits are not real "
+                                "(docs/model-cards/hisd-celeba-64-pdbench.md); not for reported numbers")
 
     def __init__(self, resolution: int = 128, net: HiSDNet | None = None, **config):
         """HiSD at ``resolution`` around ``net`` (e.g. a network being trained), else a new HiSDNet of
