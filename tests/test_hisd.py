@@ -70,6 +70,9 @@ def test_official_checkpoint_loads_strictly_and_matches(tmp_path):
         want = ref.decode(ref.translate(ref.encode(x), ref.map(z, 1, 0), 1)).clamp(-1, 1)
         assert torch.allclose(g.generate(x, c, seed=7), want, atol=1e-5)
         assert torch.allclose(g.decode(g.encode(x), c, seed=7), want, atol=1e-5)
+        f = g.features(x, c, seed=7)
+        assert list(f) == ["enc1", "latent", "translated", "dec1", "dec2"] and torch.allclose(f["latent"], g.encode(x))
+        assert torch.allclose(ref.decoder[-1](f["dec2"]).clamp(-1, 1), want, atol=1e-5)
         # chained steps in tag order (easy_use.py): Bangs without, then hair blond
         c2 = torch.tensor([[-1.0, 0, 0, 1, 0]])
         z = HiSD.noise(row_seeds(0, 1, 1), (3, 8))[0]
@@ -136,7 +139,7 @@ def test_condition_seeds_and_one_line_errors():
     assert cs.shape == (5, 3, 5) and cs[0, :, 0].tolist() == [-1, 1, 1] and cs[1, :, 1].tolist() == [1, -1, 1]
     assert cs[2:, 0].tolist() == [[0, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]]
     assert torch.equal(cs, target_conditions(labels)) and g.condition_names[0] == "flip_Bangs"
-    assert {"attrs", "reference", "stochastic", "encode", "decode"} <= g.capabilities
+    assert {"attrs", "reference", "stochastic", "encode", "decode", "features"} <= g.capabilities
     with torch.no_grad():
         a, b = g.generate(x, cs, seed=3), g.generate(x, cs, seed=3, chunk=4)
         # same noise whatever the chunk or the batch (other batch sizes round differently, ~1e-6)

@@ -41,6 +41,10 @@ brown — latent-guided, one step each. Preprocessing: the official ``test.py`` 
 (already square and aligned) to ``new_size`` and normalises to [-1, 1]; pdbench's 64 px weights are
 trained on CelebA's aligned crops (centre square, resize).
 
+Hooks: :meth:`HiSD.encode` (the encoder's map e, what latent attacks such as LEAT target; it needs no
+condition), :meth:`HiSD.decode` (translations of a condition, then the decoder) and
+:meth:`HiSD.features` (encoder, translated and decoder maps).
+
 The repository's ``dev`` branch has another generator (modulated convolutions, noise inputs); its
 released checkpoints are the master branch's, which is what this module builds.
 """
@@ -520,3 +524,22 @@ class HiSD(Generator):
         steps = steps_of(c)
         e = self._translate(h, self.styles(steps, row_seeds(seed, 1, h.shape[0]), None, h.device, h.dtype))
         return self.net.decode(e).clamp(-1, 1)
+
+    def features(self, x: torch.Tensor, c: torch.Tensor | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+        """The activations after each encoder block (``enc1`` …; the last is ``latent``, = :meth:`encode`),
+        after the translations of c (``translated``, latent-guided with the noise of ``generate(…, seed)``;
+        without c: the latent itself) and after each decoder block (``dec1`` …), for feature-level objectives."""
+        self._check(x)
+        out, h = {}, x
+        enc = self.net.encoder
+        for k, layer in enumerate(enc):
+            h = layer(h)
+            if k:
+                out["latent" if k == len(enc) - 1 else f"enc{k}"] = h
+        if c is not None:
+            h = self._translate(h, self.styles(steps_of(c), row_seeds(seed, 1, h.shape[0]), None, h.device, h.dtype))
+        out["translated"] = h
+        for k, layer in enumerate(self.net.decoder[:-1]):
+            h = layer(h)
+            out[f"dec{k + 1}"] = h
+        return out
