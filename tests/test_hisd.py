@@ -11,7 +11,7 @@ import torch
 from pdbench.errors import AssetCorruptError, InputError
 from pdbench.generators import Condition, get_generator
 from pdbench.generators.base import row_seeds
-from pdbench.generators.hisd import ATTRS, HiSD, HiSDDiscriminator, HiSDNet, official_channels, target_conditions
+from pdbench.generators.hisd import HiSD, HiSDDiscriminator, HiSDNet, official_channels, target_conditions
 
 NARROW = dict(encoder=[8, 16, 32], translators=[8, 8, 8], decoder=[32, 16, 8], extractors=[8, 16, 32, 64],
               style_dim=16, noise_dim=8, mapper_pre=[16, 16], mapper_post=[16, 16])
