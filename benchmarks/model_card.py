@@ -1,6 +1,6 @@
 """Numbers and sample grid for the model card of a trained attribute editor, on held-out CelebA images.
 
-    python benchmarks/model_card.py stargan|attgan|attentiongan|fpgan|relgan [--checkpoint G.safetensors] [--n 200]
+    python benchmarks/model_card.py stargan|attgan|attentiongan|fpgan|relgan|hisd [--checkpoint G.safetensors] [--n 200]
         [--fid-n 100] [--grid docs/images/x.png]
 
 Reports, per official edit, the mean |G(x, c) − G(x, c_org)| inside the hair and face regions
@@ -8,7 +8,9 @@ Reports, per official edit, the mean |G(x, c) − G(x, c_org)| inside the hair a
 reconstruction L1 |G(x, c_org) − x|; the identity preservation of each edit: the cosine of
 MobileFaceNet embeddings (``pdbench.faces.identity``, CelebA crop box) between the photo and its
 unprotected deepfake G(x, c), mean over the images (1 = the same identity; the reconstruction and a
-different held-out face are given for scale); with ``--fid-n`` the FIDs of ``fid_generators.py``
+different held-out face are given for scale); the attribute accuracy of each hair-colour edit by a
+classifier, the attribute head of pdbench's trained StarGAN critic (:func:`pdbench.train.evaluate.hair_accuracy`,
+with its accuracy on the real faces beside it); with ``--fid-n`` the FIDs of ``fid_generators.py``
 (edits and reconstructions against real held-out faces, beside the real-vs-real floor at that n).
 Without --checkpoint, pdbench's shipped weights are measured.
 """
@@ -25,11 +27,11 @@ from pdbench.assets import resolve
 from pdbench.data import FaceFolder
 from pdbench.generators import GENERATORS
 from pdbench.io import save_png
-from pdbench.train.evaluate import edit_report
+from pdbench.train.evaluate import HAIR_COLOURS, edit_report, hair_accuracy, real_hair_accuracy, stargan_classifier
 
 GRIDS = {"stargan": "pdbench.train.stargan", "attgan": "pdbench.train.attgan",
          "attentiongan": "pdbench.train.attentiongan", "fpgan": "pdbench.train.stargan",
-         "relgan": "pdbench.train.relgan"}  # sample_grid of the recipe
+         "relgan": "pdbench.train.relgan", "hisd": "pdbench.train.hisd"}  # sample_grid of the recipe
 
 
 def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 50) -> dict:
@@ -72,6 +74,10 @@ def main() -> None:
     x, labels = ds.load(idx), ds.labels(G.attributes, idx)
     rep = {"generator": args.generator, "checkpoint": args.checkpoint, "n_images": len(idx), **edit_report(G, x, labels),
            "identity_cosine": identity_report(G, x, labels)}
+    if G.resolution == 64:  # the classifier is 64 px
+        clf = stargan_classifier()
+        acc, count = real_hair_accuracy(x, ds.labels(HAIR_COLOURS, idx), clf)
+        rep["hair_accuracy"] = {**hair_accuracy(G, x, labels, clf), "real": acc, "real_faces": count}
     if args.fid_n:
         from fid_generators import measure  # benchmarks/ is on the path when this script runs
 

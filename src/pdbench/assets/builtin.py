@@ -132,4 +132,17 @@ ASSETS = [
         builtin=True,
         meta={"resolution": 64, "ch": 16, "extractors": ["mobilefacenet", "mobilefacenet-onnx"]},
     ),
+    AssetSpec(
+        name="hisd-celeba-64-pdbench",
+        path="hisd_celeba64_pdbench.safetensors",
+        sha256="8186c72aec6460f8b6f428b10bfa653c015c49844e3a9c49e88d810e3ac36c28",
+        size=5731278,
+        source="trained by pdbench (`pdbench train hisd`, 453 CPU iterations of the official recipe at width 8): "
+               "experimental, its outputs are not yet faces, see docs/model-cards/hisd-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="generator",
+        builtin=True,
+        meta={"resolution": 64},
+    ),
 ]

@@ -48,3 +48,51 @@ def edit_report(G, x: torch.Tensor, labels: torch.Tensor) -> dict:
     out["cycle_l1"] = sum(rec) / len(rec)  # G(G(x, c_trg), c_org) vs x
     out["self_l1"] = float((same - x).abs().mean())  # G(x, c_org) vs x
     return out
+
+
+HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair")
+
+
+def stargan_classifier():
+    """The attribute head of pdbench's trained StarGAN critic (asset ``stargan-celeba-64-pdbench-critic``,
+    trained on the same 9,000 CelebA faces, never on the held-out ones) as a classifier of 64 px faces:
+    x (N, 3, 64, 64) -> logits (N, 5) over StarGAN's Black_Hair, Blond_Hair, Brown_Hair, Male, Young."""
+    from ..generators.base import checkpoint_state, load_frozen
+    from ..generators.stargan import ATTRS, StarGANDiscriminator
+
+    state, path, _ = checkpoint_state(None, "stargan-celeba-64-pdbench-critic")
+    depth = len({k.split(".")[1] for k in state if k.startswith("main.") and k.endswith(".weight")})
+    net = StarGANDiscriminator(64, int(state["main.0.weight"].shape[0]), len(ATTRS), depth)
+    net = load_frozen(net, state, path)
+    return lambda x: net(x)[1]
+
+
+@torch.inference_mode()
+def hair_accuracy(G, x: torch.Tensor, labels: torch.Tensor, classify=None) -> dict:
+    """Attribute accuracy of each hair-colour edit (an edit named ``to_<colour>``): the fraction of
+    edited faces G(x, c) whose most likely hair colour, by :func:`stargan_classifier`, is the target;
+    ``real``: the same for the photos themselves with a single-colour label (how well the classifier
+    reads real hair), ``unedited``: how often G(x, c_org) already shows each target colour (chance)."""
+    classify = classify or stargan_classifier()
+    n = x.shape[0]
+    pick = lambda imgs: classify(imgs.clamp(-1, 1))[:, :3].argmax(1)  # noqa: E731
+    out: dict = {"edits": {}, "unedited": {}}
+    same = pick(G.generate(x, G.unedited(labels, n)))
+    for name, c in zip(G.condition_names, G.conditions(labels, n)):
+        colour = name.removeprefix("to_")
+        if colour in HAIR_COLOURS:
+            k = HAIR_COLOURS.index(colour)
+            out["edits"][name] = float((pick(G.generate(x, c)) == k).float().mean())
+            out["unedited"][name] = float((same == k).float().mean())
+    return out
+
+
+@torch.inference_mode()
+def real_hair_accuracy(x: torch.Tensor, hair: torch.Tensor, classify=None) -> tuple[float, int]:
+    """(accuracy, count) of the classifier on real faces whose labels (N, 3 hair colours) name exactly one."""
+    classify = classify or stargan_classifier()
+    one = hair.sum(1) == 1
+    if not bool(one.any()):
+        return float("nan"), 0
+    got = classify(x[one])[:, :3].argmax(1)
+    return float((got == hair[one].argmax(1)).float().mean()), int(one.sum())
