@@ -1,0 +1,91 @@
+"""The classic autoencoder face swap (aeswap): the swap contract, its trainer, and the shipped weights
+on held-out LFW photos."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import require_asset
+from pdbench.data import FaceFolder
+from pdbench.errors import AssetCorruptError, InputError
+from pdbench.generators import Condition, get_generator
+from pdbench.generators.aeswap import CROP, IDENTITIES, AESwap, AESwapNet, identity_split, paste_mask
+
+
+@pytest.fixture(scope="module")
+def lfw():
+    return FaceFolder(require_asset("lfw-gray-250") / "images", 64, crop=CROP, check_files=False)
+
+
+@pytest.fixture(scope="module")
+def held(lfw):
+    """4 held-out photos of each identity (never trained on), their identity (0/1)."""
+    _, h = identity_split(lfw.files)
+    return lfw.load(h[0][:4] + h[1][:4]), torch.tensor([0] * 4 + [1] * 4)
+
+
+def _onehot(k):
+    return torch.nn.functional.one_hot(k, 2).float()
+
+
+def test_split_holds_out_the_last_photos_of_each_identity(lfw):
+    train, held = identity_split(lfw.files)
+    assert [len(t) for t in train] == [530 - 32, 236 - 32] and [len(h) for h in held] == [32, 32]
+    for name, t, h in zip(IDENTITIES, train, held):
+        names = [lfw.files[i].name for i in t + h]
+        assert all(n.startswith(name + "_") for n in names) and max(t) < min(h)  # sorted: the last ones held out
+    with pytest.raises(InputError, match="photo\\(s\\) of George_W_Bush"):
+        identity_split(lfw.files[:100])
+
+
+def test_swap_contract_on_a_random_network(held):
+    """Shapes, range, the paste mask and the hooks (weights do not matter for these)."""
+    torch.manual_seed(0)
+    g = AESwap(dim=8, latent=16).eval().requires_grad_(False)
+    x, who = held
+    out = g.generate(x, g.condition(None, 8))  # both decoders: (2, N, 3, 64, 64)
+    assert out.shape == (2, 8, 3, 64, 64) and float(out.abs().max()) <= 1.0
+    m = paste_mask(64, 64)[0, 0]
+    assert torch.equal(out[:, :, :, m == 0], x[None].expand(2, -1, -1, -1, -1)[:, :, :, m == 0])  # background untouched
+    assert float(m.mean()) > 0.2 and m[40, 32] == 1 and m[2, 2] == 0
+    c = g.swap_condition(_onehot(who), 8)
+    assert torch.equal(c[0].argmax(1), 1 - who)
+    y = g.generate(x, c)
+    with torch.no_grad():
+        assert torch.allclose(g.decode(g.encode(x), c[0], x=x), y[0], atol=1e-6)
+        # row by row, each with its own decoder, is the batch
+        assert torch.allclose(torch.cat([g.generate(x[i:i + 1], c[:, i:i + 1]) for i in range(8)], 1), y, atol=1e-5)
+    assert g.capabilities == {"attrs", "encode", "decode"} and g.kind == "swap"
+    with pytest.raises(InputError, match="needs the input image"):
+        g.decode(g.encode(x), c[0])
+    with pytest.raises(InputError, match="expects 64x64"):
+        g.generate(torch.zeros(1, 3, 32, 32), c[:, :1])
+    with pytest.raises(InputError, match="needs each photo's identity"):
+        g.unedited(None, 8)
+    with pytest.raises(InputError, match="takes no reference"):
+        g.generate(x, Condition(reference=x, role="target"))
+
+
+def test_trainer_two_steps_on_lfw_load_back(tmp_path):
+    from pdbench.train.aeswap import AESwapRecipe, AESwapTrainer
+
+    root = require_asset("lfw-gray-250") / "images"
+    r = AESwapRecipe(batch_size=2, iters=2, dim=8, latent=16, lr=1e-3)
+    t = AESwapTrainer(str(root), None, str(tmp_path / "run"), r)
+    before = {k: v.clone() for k, v in t.net.state_dict().items()}
+    t.train(progress=False)
+    prog = json.loads((tmp_path / "run" / "progress.json").read_text())
+    assert prog["step"] == 2 and prog["train_photos"] == [498, 204] and prog["product"] == "AE.safetensors"
+    assert "George_W_Bush_0530.jpg" in prog["held_out"]["George_W_Bush"]
+    assert any(not torch.equal(before[k], v) for k, v in t.net.state_dict().items())
+    g = get_generator("aeswap", checkpoint=str(tmp_path / "run" / "AE.safetensors"))
+    assert g.weights.endswith("AE.safetensors") and torch.equal(g.net.encoder.fc1.weight, t.net.encoder.fc1.weight)
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(AssetCorruptError, match="not an aeswap state dict"):
+        get_generator("aeswap", checkpoint=str(tmp_path / "other.pt"))
+    bad = AESwapNet(8, 16).state_dict()
+    bad.pop("decoders.1.out.bias")
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(AssetCorruptError, match="1 missing \\(decoders.1.out.bias\\)"):
+        get_generator("aeswap", checkpoint=str(tmp_path / "bad.pt"))
