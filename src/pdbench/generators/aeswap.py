@@ -145,6 +145,7 @@ class AESwap(Generator):
     attributes = IDENTITIES
     condition_names = tuple(f"to_{n}" for n in IDENTITIES)
     conditional_encoder = False
+    protected_role = "target"  # what a protected photo is to this swapper (runs record it; see Condition.role)
     default_asset = ASSET
 
     def __init__(self, dim: int = 32, latent: int = 256, resolution: int = RESOLUTION):
