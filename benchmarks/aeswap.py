@@ -10,6 +10,9 @@ photo i of the other identity (a photo the decoder never saw). Swap metrics
 (:mod:`pdbench.metrics.swap`): the closer-to-source rate and cosines under MobileFaceNet and dlib, the
 5-point landmark NME and the background L1 outside the target's face. The 80 % rule: the swapper counts
 as real when the rate is ≥ 0.8 under both judges, the landmark NME ≤ 0.10 and the background L1 ≤ 0.05.
+Two references: ``no_swap_floor`` (the target returned unchanged: what the rate is with no swap at all)
+and ``decoded_unpasted`` (the decoder's whole face before it is pasted: has the decoder learnt the
+identity, whatever the paste does?).
 
 Attacks (only reported when the swapper is real): the protected photo is the target (the only input of
 this swapper); ``random`` (±ε signs), ``pgd`` (PDB's PGD through the swap) and ``leat`` (the shared
@@ -34,7 +37,7 @@ from pdbench.generators import Condition, Target, TargetMember, get_generator
 from pdbench.generators.aeswap import IDENTITIES, identity_split
 from pdbench.io import write_text
 from pdbench.metrics import MetricInputs, get_metric
-from pdbench.metrics.swap import swap_report
+from pdbench.metrics.swap import summarise, swap_identity, swap_keep, swap_report
 
 RULE = {"rate": 0.8, "landmark_nme": 0.10, "background_l1": 0.05}
 
@@ -81,24 +84,29 @@ def main() -> None:
     x, who, source, names = load_pairs(G, args.n)
     out = swap(G, x, who)
     t0 = time.perf_counter()
-    rep = swap_report(out, source, x)
-    per_dir = {f"to_{IDENTITIES[1 - k]}": swap_report(out[who == k], source[who == k], x[who == k])["identity"]
-               for k in (0, 1)}
+    memo: dict = {}  # the sources' and targets' embeddings and landmarks, computed once for every output judged
+    ident, keep = swap_identity(out, source, x, memo=memo), swap_keep(out, x, memo)
+    rep = summarise(ident, keep)
+    per_dir = {f"to_{IDENTITIES[1 - k]}": summarise(ident, keep, who == k) for k in (0, 1)}
     # what the rule measures on no swap at all (the target returned): the floor of the identity rate
-    floor = swap_report(x.clone(), source, x, embedders=("mobilefacenet",))
+    floor = swap_report(x.clone(), source, x, embedders=("mobilefacenet",), memo=memo)
+    # diagnostic: the decoder's whole face before it is pasted onto the target (has the decoder learnt the identity?)
+    with torch.inference_mode():
+        decoded = G.decoded(x, torch.nn.functional.one_hot(1 - who, 2).float()).clamp(-1, 1)
+    unpasted = summarise(swap_identity(decoded, source, x, memo=memo))["identity"]
     verdict = is_real(rep)
     result = {"weights": G.weights, "fingerprint": G.fingerprint(), "n_swaps": int(x.shape[0]),
-              "swap": rep, "per_direction": per_dir, "no_swap_floor": floor, "rule": RULE, "verdict": verdict,
-              "eval_s": round(time.perf_counter() - t0, 1)}
-    print(json.dumps({"swap": rep, "verdict": verdict}, indent=1), flush=True)
+              "swap": rep, "per_direction": per_dir, "no_swap_floor": floor, "decoded_unpasted": unpasted,
+              "rule": RULE, "verdict": verdict, "eval_s": round(time.perf_counter() - t0, 1)}
+    print(json.dumps({"swap": rep, "decoded_unpasted": unpasted, "verdict": verdict}, indent=1), flush=True)
     if verdict["real"] or args.force_attacks:
-        result["attacks"] = attacks(G, x, who, source, args)
+        result["attacks"] = attacks(G, x, who, source, args, memo)
         result["attacks_reported"] = bool(verdict["real"])
     if args.json:
         write_text(args.json, json.dumps(result, indent=1) + "\n")
 
 
-def attacks(G, x_all: torch.Tensor, who_all: torch.Tensor, source_all: torch.Tensor, args) -> dict:
+def attacks(G, x_all: torch.Tensor, who_all: torch.Tensor, source_all: torch.Tensor, args, memo: dict) -> dict:
     n = args.attack_n
     half = x_all.shape[0] // 2
     sel = torch.cat([torch.arange(n), half + torch.arange(n)])
@@ -121,7 +129,7 @@ def attacks(G, x_all: torch.Tensor, who_all: torch.Tensor, source_all: torch.Ten
         adv = swap(G, xa, who)
         inp = MetricInputs(x, xa, clean[None], adv[None], x_memo=shared)
         vals = {k: round(float(m(inp).nanmean()), 4) for k, m in metrics.items()}
-        rows[name] = {**vals, "swap": swap_report(adv, source, x), "s_per_image": round(secs / x.shape[0], 3)}
+        rows[name] = {**vals, "swap": swap_report(adv, source, x, memo=memo), "s_per_image": round(secs / x.shape[0], 3)}
         print(name, json.dumps(rows[name]), flush=True)
     return {"n_images": int(x.shape[0]), "eps": 0.05, "steps": args.steps, "protected": "target (x)", "rows": rows}
 

@@ -8,7 +8,7 @@ import torch
 from conftest import require_asset
 from pdbench.data import FaceFolder
 from pdbench.errors import InputError, UnknownNameError
-from pdbench.metrics.swap import swap_identity, swap_keep, swap_report
+from pdbench.metrics.swap import summarise, swap_identity, swap_keep, swap_report
 
 N = 6
 
@@ -53,9 +53,17 @@ def test_keep_measures_pose_and_background(lfw_pairs):
 
 def test_report_is_plain_numbers_and_inputs_are_checked(lfw_pairs):
     bush_a, bush_b, powell = lfw_pairs
-    rep = swap_report(bush_b[:2], bush_a[:2], powell[:2], embedders=("mobilefacenet",))
+    memo: dict = {}
+    rep = swap_report(bush_b[:2], bush_a[:2], powell[:2], embedders=("mobilefacenet",), memo=memo)
     assert rep["n"] == 2 and rep["identity"]["mobilefacenet"]["closer_to_source"] == 1.0
     assert not math.isnan(rep["keep"]["landmark_nme"])
+    assert len(memo) == 4  # source and target embeddings, the target's landmarks and face mask
+    assert swap_report(bush_b[:2], bush_a[:2], powell[:2], embedders=("mobilefacenet",), memo=memo) == rep
+    other = swap_report(powell[:2].clone(), bush_a[:2], powell[:2], embedders=("mobilefacenet",), memo=memo)
+    assert other["identity"]["mobilefacenet"]["closer_to_source"] == 0.0 and len(memo) == 4  # reused
+    swap_report(bush_b[2:4], bush_a[2:4], powell[2:4], embedders=("mobilefacenet",), memo=memo)
+    assert len(memo) == 8  # other photos: not mixed up with the first ones
+    assert summarise(swap_identity(bush_b[:2], bush_a[:2], powell[:2], ("mobilefacenet",)), rows=torch.tensor([True, False]))["n"] == 1
     with pytest.raises(InputError, match="one source and one target"):
         swap_identity(bush_b, bush_a[:2], powell)
     with pytest.raises(UnknownNameError, match="known: mobilefacenet, dlib"):

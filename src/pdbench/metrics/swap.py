@@ -21,7 +21,8 @@ wanted) and ``target`` (the photo the output was made from):
   and channel, so 0–2) *outside* the target's face, the convex hull of dlib's 68 landmarks including the
   jaw line (:func:`pdbench.faces.landmarks.face_mask` with ``WHOLE``): what a swap should leave alone.
   Output and target must have the same size.
-* :func:`swap_report`: both, summarised (means and rates) as plain numbers for a JSON result.
+* :func:`swap_report`: both, summarised (means and rates) as plain numbers for a JSON result
+  (:func:`summarise` does it for results already computed, over all swaps or a subset).
 
 These compare three images per row, not G(x) with G(x_adv), so they are functions here and not members
 of the per-image :data:`pdbench.metrics.METRICS` registry (whose inputs hold no source image), as FID is
@@ -83,13 +84,16 @@ EMBED = {"mobilefacenet": _mobilefacenet, "dlib": _dlib}
 
 
 def swap_identity(out: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
-                  embedders: tuple[str, ...] | list[str] = JUDGES) -> dict[str, dict]:
+                  embedders: tuple[str, ...] | list[str] = JUDGES, memo: dict | None = None) -> dict[str, dict]:
     """Identity of N swapped faces against their source and target, per judge.
 
     Returns ``{judge: {"to_source": (N,), "to_target": (N,), "closer": (N,), "rate": float,
     "pairs": int, "out_found": (N,)}}``: cosines (NaN where the source or target has no face; where only
     the output has none, both cosines are NaN and ``closer`` is 0), ``closer`` 1.0 / 0.0 / NaN per swap,
-    ``rate`` its mean over the defined swaps (NaN when none is), ``pairs`` how many are defined."""
+    ``rate`` its mean over the defined swaps (NaN when none is), ``pairs`` how many are defined.
+
+    ``memo``: a dict kept by the caller to judge several outputs (defenses, checkpoints) against the
+    same sources and targets: their embeddings are computed once and stored there (keyed by content)."""
     _check("out", out)
     n = out.shape[0]
     _check("source", source, n)
@@ -99,7 +103,12 @@ def swap_identity(out: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
         raise UnknownNameError(f"swap metrics: unknown identity judge(s) {unknown or '(none given)'}; known: {', '.join(EMBED)}")
     res = {}
     for judge in embedders:
-        (fo, ok_o), (fs, ok_s), (ft, ok_t) = (EMBED[judge](t) for t in (out, source, target))
+        fo, ok_o = EMBED[judge](out)
+        if memo is None:
+            (fs, ok_s), (ft, ok_t) = EMBED[judge](source), EMBED[judge](target)
+        else:
+            (fs, ok_s), (ft, ok_t) = (_cached(memo, (judge, what, _content(t)), lambda t=t: EMBED[judge](t))
+                                      for what, t in (("source", source), ("target", target)))
         cs, ct = (fo * fs).sum(1), (fo * ft).sum(1)
         defined = ok_s & ok_t
         closer = torch.where(ok_o, (cs > ct).float(), torch.zeros(n))
@@ -110,6 +119,18 @@ def swap_identity(out: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
         res[judge] = {"to_source": cs, "to_target": ct, "closer": closer, "out_found": ok_o,
                       "rate": float(closer[defined].mean()) if pairs else math.nan, "pairs": pairs}
     return res
+
+
+def _content(t: torch.Tensor) -> tuple:
+    """A cheap content key of an image batch (shape and two float64 sums), so a memo never mixes batches."""
+    d = t.detach().double()
+    return tuple(t.shape), float(d.sum()), float((d * d).sum())
+
+
+def _cached(memo: dict, key, compute):
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def _landmarks5(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +151,10 @@ def _landmarks5(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return lm, found
 
 
-def swap_keep(out: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+def swap_keep(out: torch.Tensor, target: torch.Tensor, memo: dict | None = None) -> dict[str, torch.Tensor]:
     """How much of the target each swap kept: ``landmark_nme`` (N,) and ``background_l1`` (N,) (see the
-    module docstring), with ``out_found`` / ``target_found`` (N,) bool for the landmark detector."""
+    module docstring), with ``out_found`` / ``target_found`` (N,) bool for the landmark detector.
+    ``memo``: as in :func:`swap_identity` (the target's landmarks and face mask computed once)."""
     from ..faces.landmarks import WHOLE, face_mask
 
     _check("out", out)
@@ -140,13 +162,14 @@ def swap_keep(out: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor
     if out.shape[-2:] != target.shape[-2:]:
         raise InputError(f"swap_keep: out is {out.shape[-2]}x{out.shape[-1]} px, target {target.shape[-2]}x"
                          f"{target.shape[-1]}; compare them at one size (resize the target to the output's)")
+    memo = {} if memo is None else memo
     lo, ok_o = _landmarks5(out)
-    lt, ok_t = _landmarks5(target)
+    lt, ok_t = _cached(memo, ("landmarks5", _content(target)), lambda: _landmarks5(target))
     iod = np.linalg.norm(lt[:, 0] - lt[:, 1], axis=1)
     nme = np.linalg.norm(lo - lt, axis=2).mean(1) / np.where(iod > 0, iod, np.nan)
     nme = np.where(ok_o & ok_t, nme, np.nan)
     with torch.inference_mode():
-        bg = 1.0 - face_mask(target.detach().float().cpu(), WHOLE)  # (N, 1, H, W)
+        bg = 1.0 - _cached(memo, ("face_mask", _content(target)), lambda: face_mask(target.detach().float().cpu(), WHOLE))
         d = (out.detach().float().cpu() - target.detach().float().cpu()).abs().mean(1, keepdim=True)
         l1 = (d * bg).sum((1, 2, 3)) / bg.sum((1, 2, 3)).clamp_min(1.0)
         l1 = torch.where(bg.sum((1, 2, 3)) > 0, l1, torch.full_like(l1, float("nan")))
@@ -159,17 +182,28 @@ def _mean(t: torch.Tensor) -> float:
     return round(float(t.mean()), 4) if t.numel() else math.nan
 
 
-def swap_report(out: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
-                embedders: tuple[str, ...] | list[str] = JUDGES) -> dict:
-    """:func:`swap_identity` and :func:`swap_keep` as plain numbers: per judge the closer-to-source rate,
-    the mean cosines and the number of defined pairs; the mean landmark NME and background L1."""
-    ident = swap_identity(out, source, target, embedders)
-    keep = swap_keep(out, target) if out.shape[-2:] == target.shape[-2:] else None
-    rep: dict = {"n": int(out.shape[0]), "identity": {
-        j: {"closer_to_source": round(r["rate"], 4), "cos_to_source": _mean(r["to_source"]),
-            "cos_to_target": _mean(r["to_target"]), "pairs": r["pairs"],
-            "out_face_found": round(float(r["out_found"].float().mean()), 4)} for j, r in ident.items()}}
+def summarise(ident: dict, keep: dict | None = None, rows: torch.Tensor | None = None) -> dict:
+    """Plain numbers from :func:`swap_identity` (and :func:`swap_keep`) results, over all swaps or the
+    ``rows`` (a bool mask or indices): per judge the closer-to-source rate, mean cosines and defined pairs;
+    the mean landmark NME and background L1."""
+    pick = (lambda t: t) if rows is None else (lambda t: t[rows])
+    rep: dict = {"n": int(pick(next(iter(ident.values()))["closer"]).numel()), "identity": {}}
+    for j, r in ident.items():
+        closer = pick(r["closer"])
+        defined = ~torch.isnan(closer)
+        rep["identity"][j] = {"closer_to_source": round(float(closer[defined].mean()), 4) if defined.any() else math.nan,
+                              "cos_to_source": _mean(pick(r["to_source"])), "cos_to_target": _mean(pick(r["to_target"])),
+                              "pairs": int(defined.sum()), "out_face_found": round(float(pick(r["out_found"]).float().mean()), 4)}
     if keep is not None:
-        rep["keep"] = {"landmark_nme": _mean(keep["landmark_nme"]), "background_l1": _mean(keep["background_l1"]),
-                       "out_face_found": round(float(keep["out_found"].float().mean()), 4)}
+        rep["keep"] = {"landmark_nme": _mean(pick(keep["landmark_nme"])), "background_l1": _mean(pick(keep["background_l1"])),
+                       "out_face_found": round(float(pick(keep["out_found"]).float().mean()), 4)}
     return rep
+
+
+def swap_report(out: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
+                embedders: tuple[str, ...] | list[str] = JUDGES, memo: dict | None = None) -> dict:
+    """:func:`swap_identity` and :func:`swap_keep` (when output and target have one size) as plain
+    numbers (:func:`summarise`); ``memo`` as there."""
+    ident = swap_identity(out, source, target, embedders, memo)
+    keep = swap_keep(out, target, memo) if out.shape[-2:] == target.shape[-2:] else None
+    return summarise(ident, keep)
