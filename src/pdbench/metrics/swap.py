@@ -8,8 +8,8 @@ wanted) and ``target`` (the photo the output was made from):
 * :func:`swap_identity`: per judge (identity model), the cosine similarity of the output's embedding to
   the source's and to the target's, and the **closer-to-source rate**, the fraction of swaps with
   cos(out, source) > cos(out, target). Judges: ``"mobilefacenet"`` (:mod:`pdbench.faces.identity`,
-  faces aligned by RetinaFace's five landmarks, ``box="detect"``; where it finds none, the whole image)
-  and ``"dlib"`` (dlib's ResNet descriptor, :mod:`pdbench.faces.dlib_resnet`, its own HOG detector; it
+  faces aligned by RetinaFace's five landmarks, ``box="detect"``; an image where RetinaFace finds no
+  face counts as faceless for this judge) and ``"dlib"`` (dlib's ResNet descriptor, :mod:`pdbench.faces.dlib_resnet`, its own HOG detector; it
   is the independent judge: no defense in pdbench optimises against it). A swap whose *source or
   target* photo has no face for a judge is undefined (NaN, left out of that judge's rate); a swap whose
   *output* has no face counts as not closer to the source (a failed swap is not left out).
