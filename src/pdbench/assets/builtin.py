@@ -145,4 +145,17 @@ ASSETS = [
         builtin=True,
         meta={"resolution": 64},
     ),
+    AssetSpec(
+        name="aeswap-lfw-64-pdbench",
+        path="aeswap_lfw64_pdbench.safetensors",
+        sha256="335ba5cd68c16d659528f10f089eb34f7f34bcfb1c73f75926486c64beae4a85",
+        size=6573036,
+        source="trained by pdbench (`pdbench train aeswap`) on the photos of George_W_Bush and Colin_Powell in "
+               "lfw-gray-250 (the last 32 of each held out), see docs/model-cards/aeswap-lfw-64-pdbench.md",
+        url=None,
+        licence="weights: trained on LFW photos (research use)",
+        kind="generator",
+        builtin=True,
+        meta={"resolution": 64, "dim": 24, "latent": 256, "identities": ["George_W_Bush", "Colin_Powell"]},
+    ),
 ]

@@ -233,6 +233,9 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
                         "cache": out / "cache" / f"{gspec['name']}-{_key([gspec, weights])}"}
         plan.generators[label] = {"resolution": G.resolution, "crop": pre.crop, "n_images": len(idx),
                                   "weights": weights, "conditions": list(G.condition_names)}
+        if getattr(G, "kind", "attribute") == "swap":  # a face swap: say which role the protected photo plays
+            plan.generators[label]["kind"] = "swap"
+            plan.generators[label]["protected_role"] = getattr(G, "protected_role", None)
         if getattr(G, "experimental", None):  # weights whose edits are not yet real enough to report on
             plan.generators[label]["experimental"] = str(G.experimental)
             print(f"pdbench: warning: generator {label!r} has experimental weights ({G.experimental}); "

@@ -15,6 +15,8 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     for g, gi in meta.get("generators", {}).items():
         lines.append(f"- generator `{g}` (weights {gi.get('weights', '?')}): {gi['n_images']} images at {gi['resolution']} px, "
                      f"edits {', '.join(gi['conditions'])}")
+        if gi.get("kind") == "swap":
+            lines.append(f"  face swap: the protected photo is the swap's **{gi.get('protected_role') or '?'}**")
         if gi.get("experimental"):
             lines.append(f"  **experimental weights, not fit for reporting:** {gi['experimental']}")
         if gi.get("grid"):

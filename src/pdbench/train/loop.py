@@ -58,7 +58,7 @@ class Trainer:
         self.amp = amp == "bf16" or (amp is None and self.device.type == "cuda")
         torch.manual_seed(recipe.seed)
         ds = FaceFolder(data, recipe.resolution, attr_file=attrs, crop=self.crop)
-        train_idx, test_idx = ds.split(recipe.holdout) if recipe.holdout else (list(range(len(ds))), [])
+        train_idx, test_idx = self.split(ds)
         if len(train_idx) < recipe.batch_size:
             raise InputError(f"{data}: {len(train_idx)} training image(s) for a batch of {recipe.batch_size}; "
                              f"add photos or pass a smaller --batch-size")
@@ -85,6 +85,12 @@ class Trainer:
                        iters: int | None = None) -> dict:
         """Recipe fields implied by the CLI's generic --dim / --fc-dim / --layers / --iters."""
         return {}
+
+    def split(self, ds: FaceFolder) -> tuple[list[int], list[int]]:
+        """(train, held-out) indices of the folder: the last ``recipe.holdout`` files (sorted) are held
+        out; a recipe that trains on part of a folder (aeswap: two identities) overrides this."""
+        h = self.recipe.holdout
+        return ds.split(h) if h else (list(range(len(ds))), [])
 
     def build_parts(self) -> None:
         raise NotImplementedError
