@@ -131,6 +131,36 @@ def photo_target(target: Target, size: tuple[int, int], per_image: bool = True) 
                    for m in target.members])
 
 
+def first_order_ratio(defense, target: Target, photos: torch.Tensor, x_adv: torch.Tensor,
+                      x: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) ‖Rᵀg‖₁ / ‖g‖₁: how much of the best first-order gain at the model input a perturbation on the
+    photo can deliver, g the gradient of ``defense``'s loss at the model input ``x_adv`` and R the
+    generator's crop + antialiased resize (photo → model input, a matrix applied and transposed by autograd).
+
+    For the loss linearised at ``x_adv``, the best gain within ‖δ‖∞ ≤ ε at the model input is ε‖g‖₁
+    (δ = ε·sign g); a perturbation δ_p on the photo reaches the model input as Rδ_p, so the best gain
+    within ‖δ_p‖∞ ≤ ε is ε‖Rᵀg‖₁ (δ_p = ε·sign Rᵀg): the support functions of the two feasible sets in
+    the direction g. R's rows are non-negative and sum to 1, so the ratio is at most 1. The 8-bit photo
+    keeps only ⌊ε·127.5⌋ grey levels, a further factor ``grey_levels(ε) / (127.5 ε)``.
+
+    ``target``: the model-input target (every member reading the photo the same way, as model-input mode
+    requires); ``photos``: (N, 3, H, W) clean photos in [-1, 1], all of one size; ``x``: the clean model
+    input the defense started from (default R·photos, its float read of the photos).
+    """
+    specs = {(m.generator.preprocessing.size, m.generator.preprocessing.crop) for m in target.members}
+    if len(specs) != 1:
+        raise InputError(f"first_order_ratio needs members that read the photo the same way, got {sorted(specs)}")
+    pg = PhotoGenerator(target.members[0].generator, tuple(photos.shape[-2:]))
+    photos = photos.detach()
+    if x is None:
+        with torch.no_grad():
+            x = pg.model_input(photos)
+    g = defense.gradient(x_adv.detach(), 0, x, target, defense.prepare(x, target)).detach()
+    p = photos.clone().requires_grad_(True)
+    (rt_g,) = torch.autograd.grad(pg.model_input(p), p, grad_outputs=g)
+    return rt_g.abs().flatten(1).sum(1) / g.abs().flatten(1).sum(1).clamp_min(1e-30)
+
+
 def quantise(photos: np.ndarray, x_adv: torch.Tensor, eps: float, footprint: torch.Tensor | None = None) -> np.ndarray:
     """Published photos (N, H, W, 3) uint8: ``photos`` plus δ = x_adv − from_uint8(photos) rounded to whole
     grey levels, clipped to ±⌊ε·127.5⌋ and to [0, 255]; outside ``footprint`` (H, W) nothing changes."""

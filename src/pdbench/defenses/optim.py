@@ -31,17 +31,23 @@ class SignPGD:
     def config(self) -> dict:
         return {"name": self.key, "alpha": self.alpha, "steps": self.steps, "random_start": self.random_start}
 
-    def run(self, defense, x, target, keys, refs, progress=None) -> torch.Tensor:
+    def iterates(self, defense, x, target, keys, refs):
+        """The iterates x_adv: the start, then after each of the ``steps`` steps (``steps + 1`` in all)."""
         eps = defense.eps
         if self.random_start:
             x_adv = project_linf(x + per_key_uniform(tuple(x.shape), keys, eps, defense.seed, x.device), x, eps)
         else:
             x_adv = x.clone()
+        yield x_adv
         for step in range(self.steps):
             grad = defense.gradient(x_adv, step, x, target, refs)
             x_adv = project_linf(x_adv.detach() + self.alpha * grad.sign(), x, eps)
-            if progress is not None:
-                progress(step + 1, self.steps)
+            yield x_adv
+
+    def run(self, defense, x, target, keys, refs, progress=None) -> torch.Tensor:
+        for step, x_adv in enumerate(self.iterates(defense, x, target, keys, refs)):
+            if progress is not None and step > 0:
+                progress(step, self.steps)
         return x_adv
 
 
