@@ -52,6 +52,22 @@ def test_photo_generator_reads_a_photo_as_the_generator_does(stargan):
     assert pg.footprint().sum() == 89 * 89 and not pg.footprint()[:10].any()
     with pytest.raises(InputError, match="same size"):
         pg.model_input(torch.zeros(1, 3, 64, 64))
+    # with rounding: the model input is on the 8-bit grid, still Pillow's within one grey level, and the
+    # gradient passes straight through both roundings (the float resize's transpose)
+    pr = PhotoGenerator(stargan, (img.size[1], img.size[0]), rounding=True)
+    x_adv = (x + 0.03 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    xr = pr.model_input(x_adv)
+    levels = (xr + 1) * 127.5
+    assert (levels - levels.round()).abs().max() < 1e-4
+    assert (xr - pg.model_input(x_adv)).abs().max() <= 1.5 / 127.5
+    assert (pr.model_input(x) - ref).abs().max() <= 1 / 127.5 + 1e-5
+    v = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    grads = []
+    for g in (pg, pr):
+        p = x_adv.clone().requires_grad_(True)
+        (gr,) = torch.autograd.grad(g.model_input(p), p, grad_outputs=v)
+        grads.append(gr)
+    assert torch.equal(grads[0], grads[1])
 
 
 def test_quantise_respects_eps_and_leaves_the_rest():

@@ -69,6 +69,10 @@ class PhotoGenerator(Generator):
     [-1, 1], NCHW; it takes the centre square of ``inner.preprocessing.crop`` × the short side and resizes it to
     ``inner.resolution`` as Pillow's bilinear does, then generates. Differentiable end to end.
 
+    ``rounding``: round the photo and the model input to 8-bit grey levels in the forward pass, as
+    publishing and Pillow's resize do, and pass the gradient straight through (the identity) in the
+    backward pass, so that the defense optimises what is published (``protect_images`` turns it on).
+
     ``per_image`` (default) runs the generator on one photo's K edits at a time: convolutions batched
     differently round differently (~1e-9), and at the photo's resolution such a difference can flip the
     sign of a near-zero gradient and change the perturbation, so only per-photo forwards make a photo's
@@ -77,9 +81,9 @@ class PhotoGenerator(Generator):
     for the same batches.
     """
 
-    def __init__(self, inner: Generator, size: tuple[int, int], per_image: bool = True):
+    def __init__(self, inner: Generator, size: tuple[int, int], per_image: bool = True, rounding: bool = False):
         super().__init__()
-        self.inner, self.per_image = inner, per_image
+        self.inner, self.per_image, self.rounding = inner, per_image, bool(rounding)
         self.size = (int(size[0]), int(size[1]))
         self.name, self.kind, self.condition_names = inner.name, inner.kind, inner.condition_names
         self.inputs, self.stochastic = inner.inputs, inner.stochastic
@@ -98,7 +102,9 @@ class PhotoGenerator(Generator):
                              f"got {x.shape[-1]}x{x.shape[-2]}; batch only photos of the same size")
         left, top, right, bottom = self.box
         r = self.inner.resolution
-        return resize_bilinear(x[..., top:bottom, left:right], (r, r))
+        if not self.rounding:
+            return resize_bilinear(x[..., top:bottom, left:right], (r, r))
+        return grid_8bit(resize_bilinear(grid_8bit(x[..., top:bottom, left:right]), (r, r)))
 
     def footprint(self) -> torch.Tensor:
         """(H, W) bool: the pixels this generator reads (its crop square)."""
@@ -125,10 +131,17 @@ class PhotoGenerator(Generator):
         return self.inner.unedited(labels, n)
 
 
-def photo_target(target: Target, size: tuple[int, int], per_image: bool = True) -> Target:
+def photo_target(target: Target, size: tuple[int, int], per_image: bool = True, rounding: bool = False) -> Target:
     """``target`` with every member reading photos of ``size`` = (height, width) (see :class:`PhotoGenerator`)."""
-    return Target([TargetMember(PhotoGenerator(m.generator, size, per_image), m.conditions, m.weight)
+    return Target([TargetMember(PhotoGenerator(m.generator, size, per_image, rounding), m.conditions, m.weight)
                    for m in target.members])
+
+
+def grid_8bit(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in [-1, 1] rounded to the nearest of the 256 grey levels in the forward pass; the gradient
+    passes straight through (the identity), as in BPDA / straight-through estimators."""
+    q = torch.round((x.clamp(-1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0
+    return x + (q - x).detach()
 
 
 def first_order_ratio(defense, target: Target, photos: torch.Tensor, x_adv: torch.Tensor,
@@ -215,7 +228,8 @@ MAX_PIXELS = 16 * 1024 * 1024  # photo pixels per native-mode defense call: 16 p
 
 def protect_images(defense, target: Target, imgs: list[Image.Image], keys: torch.Tensor | None = None,
                    mode: str = "native", max_pixels: int = MAX_PIXELS, per_image: bool = True,
-                   progress: Callable[[int, int], None] | None = None, eps: float | None = None) -> Protected:
+                   progress: Callable[[int, int], None] | None = None, eps: float | None = None,
+                   rounding: bool = False) -> Protected:
     """Protect RGB photos of any size and return them published (see the module's docstring for ``mode``).
 
     ``target`` holds the conditions of all ``len(imgs)`` photos (as ``Target.of(G, labels, len(imgs))``);
@@ -225,7 +239,8 @@ def protect_images(defense, target: Target, imgs: list[Image.Image], keys: torch
     :class:`PhotoGenerator` (False: faster, but a photo's result may depend on its batch); ``progress``
     is handed to every ``defense.protect`` call (one call per size group in native mode). ``eps`` is the
     L∞ bound the published photo keeps (default the defense's ε; the runner passes 2, none, for a
-    defense whose ε is not an RGB L∞ bound).
+    defense whose ε is not an RGB L∞ bound). ``rounding`` (native mode): the defense sees the photo and
+    the model input rounded to 8 bits, with straight-through gradients (:class:`PhotoGenerator`).
     """
     kw = {"progress": progress} if progress is not None else {}
     check_mode(mode)
@@ -261,11 +276,12 @@ def protect_images(defense, target: Target, imgs: list[Image.Image], keys: torch
         photos = np.stack([np.asarray(imgs[j], dtype=np.uint8) for j in idx])
         x = from_uint8(photos).to(dev)
         sel = torch.tensor(idx)
-        t = photo_target(target.subset(sel), size, per_image)
+        t = photo_target(target.subset(sel), size, per_image, rounding)
         x_adv = defense.protect(x, t, keys=keys[sel], **kw)
         foot = torch.stack([m.generator.footprint() for m in t.members]).any(dim=0)
         for j, arr in zip(idx, quantise(photos, x_adv, eps, foot)):
             published[j] = arr
+        t = photo_target(target.subset(sel), size, per_image)  # before publishing: the float x_adv, unrounded
         with torch.inference_mode():
             pre[sel] = _mean_disruption(t.outputs(x_adv), t.outputs(x), t).cpu()
     return Protected(published, pre)
