@@ -21,16 +21,18 @@ Two modes, chosen by name:
 ``publish: native`` cells); :func:`published_disruption` measures what the read-back photo does to each
 generator.
 
-How much survives (``benchmarks/publish.py``, docs/results/publish.json): native mode keeps ≈ 95 % of
-the disruption it optimised once rounded to 8 bits (so EOT over the rounding has ≤ 5 % to gain), but
-only about half of PDB's model-input number. The gap is the constraint set, not the optimiser: the
-generator sees W·δ (W the antialiased resize, non-negative overlapping triangles), and W maps the ε-ball
-at the photo's resolution into a much smaller set than the ε-ball at 64 px: adjacent model-input pixels
-share photo pixels, so PGD's high-frequency ±ε pattern at 64 px cannot be delivered. Measured on four
-89 px faces: the mean |W·δ| / ε is 0.44–0.49 in native mode (10–100 steps), the best L∞ projection of
-PDB's 64 px δ onto the photo (ε·sign(Wᵀδ₆₄)) reaches only 0.53 of it with correlation 0.55, and more
-steps saturate (published MSE 0.239 / 0.290 / 0.308 at 10 / 30 / 100 steps, against 0.565 for PDB's
-30-step model-input attack).
+How much survives (``benchmarks/publish.py``, docs/results/publish.json): native mode keeps ≈ 93 % of
+the disruption it optimised once rounded to 8 bits, but only about half of PDB's model-input number, and
+the gap is the constraint set, not the optimiser. The generator sees R·δ (R the antialiased resize,
+non-negative overlapping triangles): adjacent model-input pixels share photo pixels, so PGD's
+high-frequency ±ε pattern at 64 px cannot be delivered from the photo within ε.
+:func:`first_order_ratio` measures it: of the best gain of the loss linearised at the model input,
+ε‖g‖₁, a perturbation on the photo can deliver ε‖Rᵀg‖₁, and ‖Rᵀg‖₁ / ‖g‖₁ is 0.57–0.59 all along
+PDB's and native PGD's trajectories, on 89 px faces and on 1024 px photos alike (× 6/6.375 for the 8-bit
+grey levels: 0.55–0.56). Every optimiser tried stops there (``benchmarks/publish_bound.py``,
+docs/results/publish_bound.json: 100 steps, a cosine step schedule, Adam on tanh δ, a start from
+ε·sign(Rᵀδ₆₄), straight-through 8-bit rounding (``rounding=True``)) reaches 36 % (Adam) to 58 % of
+PDB's number, never near 80 %.
 """
 
 from __future__ import annotations
