@@ -106,7 +106,9 @@ def test_native_publish_keeps_the_disruption(stargan):
     assert (pub / res["model-input"][1]).min() >= 1.5, (pub, res["model-input"][1])
     # against PDB's own number (model-input mode, before publishing) native keeps about half: the ε-ball at
     # the photo's resolution, seen through the antialiased resize, is a smaller set than the ε-ball at 64 px
-    # (docs/results/publish.json, benchmarks/publish.py); this floor catches a regression, not the 80 % target
+    # (docs/results/publish.json, benchmarks/publish.py); to first order at most 6/6.375 · ‖Rᵀg‖₁/‖g‖₁ ≈ 55 %
+    # of PDB's gain is deliverable (first_order_ratio, docs/results/publish_bound.json), so the 80 %
+    # (and a 60 % floor against PDB) is beyond the bound; this floor catches a regression
     vs_pdb = pub / res["model-input"][0]
     assert vs_pdb.min() >= 0.45, vs_pdb  # measured 0.53–0.62 on these three photos
     assert pub.min() > 0.05  # published success threshold
