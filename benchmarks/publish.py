@@ -5,7 +5,9 @@
 
 Photo sets: ``--faces`` held-out CelebA faces of the quickstart (89×109, the last 1,000 of celeba-10k-89px,
 their real attributes) and ``--hq`` 1024² photos (half CelebA-HQ, half FFHQ; no labels, StarGAN's
-default edits). For each publish mode (:mod:`pdbench.publish`):
+default edits). For each publish mode (:mod:`pdbench.publish`), and native mode once more with PGD's
+cosine step schedule (α 0.02 → 0, ``schedule="cosine"``, the best native optimiser of
+``benchmarks/publish_bound.py``):
 
 * ``model_input``: the disruption the defense reached on its own variable, before rounding to 8 bits
   (for ``model-input`` mode that is the 64 px model input: PDB's number);
@@ -17,6 +19,10 @@ default edits). For each publish mode (:mod:`pdbench.publish`):
   unprocessed clean photo; ``clean_*`` gives the same processing of the clean photo as the floor;
 * ``effective_amplitude``: mean |pre(published) − pre(photo)| / ε, the perturbation the generator
   actually receives at its input, as a fraction of the ε bound (PGD's own model-input δ is ≈ 1);
+* ``first_order_bound``: the most of PDB's model-input gain a perturbation on the 8-bit photo can deliver
+  to first order, grey_levels(ε)/(127.5 ε) · ‖Rᵀg‖₁/‖g‖₁ (:func:`pdbench.publish.first_order_ratio`), g the
+  gradient of the defense's loss at the model input the generator receives from the published photo
+  (``benchmarks/publish_bound.py`` follows it along the PGD trajectories: it hardly moves);
 * PSNR / SSIM (the standard SSIM of the 8-bit images) of the published photo against the original at full resolution, and protect seconds per photo.
 
 The figure shows a 1:1 256 px crop of the first 1024 px photo, left to right: original, published in
@@ -41,7 +47,7 @@ from pdbench.defenses import get_defense
 from pdbench.generators import Target, get_generator
 from pdbench.io import save_png, write_text
 from pdbench.metrics.functional import psnr, ssim
-from pdbench.publish import MODES, protect_images, published_disruption
+from pdbench.publish import MODES, first_order_ratio, grey_levels, protect_images, published_disruption
 from pdbench.tensors import from_uint8
 from pdbench.transforms.jpeg import jpeg_roundtrip
 
@@ -95,6 +101,13 @@ def evaluate(G, defense, imgs, labels, mode: str) -> tuple[dict, list[np.ndarray
     pre = G.preprocessing
     seen = from_uint8(np.stack([pre.apply(p) for p in pub])) - from_uint8(np.stack([pre.apply(i) for i in imgs]))
     row["effective_amplitude"] = float(seen.abs().mean() / defense.eps)
+    if len({i.size for i in imgs}) == 1:
+        clean = from_uint8(np.stack([pre.apply(i) for i in imgs]))
+        photos = from_uint8(np.stack([np.asarray(i) for i in imgs]))
+        rho = first_order_ratio(defense, target, photos, clean + seen, clean)
+        row["first_order_bound"] = grey_levels(defense.eps) / (127.5 * defense.eps) * mean(rho)
+    else:
+        row["first_order_bound"] = None
     a = torch.cat([from_uint8(np.asarray(i)) for i in imgs])
     b = torch.cat([from_uint8(p) for p in done.published])
     row["psnr_full"], row["ssim_full"] = mean(psnr(a, b)), mean(ssim(a, b))
@@ -131,27 +144,31 @@ def main() -> None:
     torch.set_num_threads(1)
     G = get_generator("stargan")
     defense = get_defense("pgd", steps=args.steps)
-    result: dict = {"generator": "stargan", "defense": defense.config(), "rows": []}
+    # PGD with a cosine step schedule from α 0.02: the best native optimiser of benchmarks/publish_bound.py
+    cosine = get_defense("pgd", steps=args.steps, alpha=0.02, schedule="cosine")
+    runs = (("model-input", "model-input", defense), ("native", "native", defense), ("native, cosine", "native", cosine))
+    result: dict = {"generator": "stargan", "defense": defense.config(), "native_cosine": cosine.config(), "rows": []}
     fig_pubs: dict[str, np.ndarray] = {}
     for set_name, (imgs, labels, names) in photo_sets(args.faces, args.hq).items():
         ref = None
-        for mode in ("model-input", "native"):
-            row, pubs = evaluate(G, defense, imgs, labels, mode)
+        for label, mode, d in runs:
+            row, pubs = evaluate(G, d, imgs, labels, mode)
             ref = row["model_input"] if mode == "model-input" else ref
             row["ratio_vs_pdb"] = row["published"] / ref
-            result["rows"].append({"photos": set_name, "n": len(imgs), "mode": mode, **row})
-            if set_name.startswith("hq"):
+            result["rows"].append({"photos": set_name, "n": len(imgs), "mode": label, **row})
+            if set_name.startswith("hq") and label == mode:
                 fig_pubs[mode] = pubs[0]
                 fig_img = imgs[0]
-            print(set_name, mode, json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}),
+            print(set_name, label, json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}),
                   flush=True)
-    head = ("| photos | mode | model input ↑ | published ↑ | published / PDB model input | JPEG 95 ↑ | JPEG 75 ↑ "
-            "| 512 px ↑ | effective δ / ε | PSNR dB ↑ | SSIM ↑ | s / photo |")
-    lines = [head, "|" + "---|" * 12]
+    head = ("| photos | mode | model input ↑ | published ↑ | published / PDB model input | first-order bound "
+            "| JPEG 95 ↑ | JPEG 75 ↑ | 512 px ↑ | effective δ / ε | PSNR dB ↑ | SSIM ↑ | s / photo |")
+    lines = [head, "|" + "---|" * 13]
     for r in result["rows"]:
         rs = "–" if r["resize512"] is None else f"{r['resize512']:.3f}"
+        fb = "–" if r["first_order_bound"] is None else f"{100 * r['first_order_bound']:.0f} %"
         lines.append(f"| {r['photos']} ({r['n']}) | {r['mode']} | {r['model_input']:.3f} | {r['published']:.3f} "
-                     f"| {100 * r['ratio_vs_pdb']:.0f} % | {r['jpeg95']:.3f} | {r['jpeg75']:.3f} | {rs} | {r['effective_amplitude']:.2f} "
+                     f"| {100 * r['ratio_vs_pdb']:.0f} % | {fb} | {r['jpeg95']:.3f} | {r['jpeg75']:.3f} | {rs} | {r['effective_amplitude']:.2f} "
                      f"| {r['psnr_full']:.1f} | {r['ssim_full']:.3f} | {r['seconds_per_photo']:.2f} |")
     result["table"] = "\n".join(lines)
     print(result["table"])

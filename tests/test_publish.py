@@ -11,8 +11,8 @@ from pdbench.data.folder import _load_image, crop_box, preprocess
 from pdbench.errors import InputError
 from pdbench.filters import pil_bilinear_weights, resize_bilinear
 from pdbench.generators import Target
-from pdbench.publish import (PhotoGenerator, grey_levels, photo_target, protect_images, published_disruption,
-                             quantise)
+from pdbench.publish import (PhotoGenerator, first_order_ratio, grey_levels, photo_target, protect_images,
+                             published_disruption, quantise)
 from pdbench.tensors import from_uint8
 
 
@@ -52,6 +52,22 @@ def test_photo_generator_reads_a_photo_as_the_generator_does(stargan):
     assert pg.footprint().sum() == 89 * 89 and not pg.footprint()[:10].any()
     with pytest.raises(InputError, match="same size"):
         pg.model_input(torch.zeros(1, 3, 64, 64))
+    # with rounding: the model input is on the 8-bit grid, still Pillow's within one grey level, and the
+    # gradient passes straight through both roundings (the float resize's transpose)
+    pr = PhotoGenerator(stargan, (img.size[1], img.size[0]), rounding=True)
+    x_adv = (x + 0.03 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    xr = pr.model_input(x_adv)
+    levels = (xr + 1) * 127.5
+    assert (levels - levels.round()).abs().max() < 1e-4
+    assert (xr - pg.model_input(x_adv)).abs().max() <= 1.5 / 127.5
+    assert (pr.model_input(x) - ref).abs().max() <= 1 / 127.5 + 1e-5
+    v = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    grads = []
+    for g in (pg, pr):
+        p = x_adv.clone().requires_grad_(True)
+        (gr,) = torch.autograd.grad(g.model_input(p), p, grad_outputs=v)
+        grads.append(gr)
+    assert torch.equal(grads[0], grads[1])
 
 
 def test_quantise_respects_eps_and_leaves_the_rest():
@@ -90,7 +106,9 @@ def test_native_publish_keeps_the_disruption(stargan):
     assert (pub / res["model-input"][1]).min() >= 1.5, (pub, res["model-input"][1])
     # against PDB's own number (model-input mode, before publishing) native keeps about half: the ε-ball at
     # the photo's resolution, seen through the antialiased resize, is a smaller set than the ε-ball at 64 px
-    # (docs/results/publish.json, benchmarks/publish.py); this floor catches a regression, not the 80 % target
+    # (docs/results/publish.json, benchmarks/publish.py); to first order at most 6/6.375 · ‖Rᵀg‖₁/‖g‖₁ ≈ 55 %
+    # of PDB's gain is deliverable (first_order_ratio, docs/results/publish_bound.json), so the issue's 80 %
+    # (and a 60 % floor against PDB) is beyond the bound; this floor catches a regression
     vs_pdb = pub / res["model-input"][0]
     assert vs_pdb.min() >= 0.45, vs_pdb  # measured 0.53–0.62 on these three photos
     assert pub.min() > 0.05  # published success threshold
@@ -114,3 +132,34 @@ def test_modes_are_named_and_checked(stargan):
         protect_images(get_defense("pgd", steps=0), Target.of(stargan, None, 1), [img], mode="upsample")
     t = photo_target(Target.of(stargan, None, 1), (109, 89))
     assert isinstance(t.members[0].generator, PhotoGenerator) and t.members[0].generator.inner is stargan
+
+
+def test_first_order_ratio_is_the_photo_share_of_the_linear_gain(stargan):
+    """‖Rᵀg‖₁ / ‖g‖₁ on a real face: 1 exactly when the photo is the model input itself (R = I), strictly
+    between for an 89 px face read through the antialiased resize (measured ≈ 0.59, docs/results/publish_bound.json),
+    and the gradient it is made of predicts the loss change of δ_p = ε·sign(Rᵀg) on the photo to first order."""
+    from pdbench.defenses import get_defense
+
+    d = get_defense("pgd", steps=1)
+    img = _photos()[0]
+    target = Target.of(stargan, None, 1)
+    photo = from_uint8(np.asarray(img))
+    x = PhotoGenerator(stargan, (109, 89)).model_input(photo)
+    start = (x + 0.05 * torch.sign(torch.randn(x.shape, generator=torch.Generator().manual_seed(3)))).clamp(-0.99, 0.99)
+    rho = first_order_ratio(d, target, photo, start)
+    assert 0.4 < float(rho) < 0.8, rho
+    # the model's own size: R is the identity, the whole gain is deliverable
+    assert float(first_order_ratio(d, target, x, start)) == pytest.approx(1.0, abs=1e-6)
+    # first-order check of the composed gradient: a small step t·sign(Rᵀg) on the photo changes the loss by
+    # ≈ t·‖Rᵀg‖₁, while the same step on the model input (t·sign g) gains ≈ t·‖g‖₁ — their ratio is rho
+    refs = d.prepare(x, target)
+    pg = PhotoGenerator(stargan, (109, 89))
+    g = d.gradient(start, 0, x, target, refs)
+    p = photo.clone().requires_grad_(True)
+    (rt,) = torch.autograd.grad(pg.model_input(p), p, grad_outputs=g)
+    t = 1e-3
+    with torch.no_grad():
+        base = d.loss(start, 0, x, target, refs)
+        gain_photo = d.loss(start + pg.model_input(t * rt.sign()), 0, x, target, refs) - base
+        gain_model = d.loss(start + t * g.sign(), 0, x, target, refs) - base
+    assert float(gain_photo / gain_model) == pytest.approx(float(rho), rel=0.05)

@@ -10,7 +10,8 @@ Protection (:mod:`pdbench.publish`): in the default ``native`` mode the perturba
 photo's own resolution and the defense optimises it through the generator's own crop and antialiased
 resize; ``model-input`` mode (PDB's protocol) protects the generator's input and upsamples the
 perturbation onto the crop square. Either way the rest of the photo is untouched and the perturbation
-is clipped to ⌊ε·127.5⌋ grey levels. The result is saved losslessly, as 8-bit RGB
+is clipped to ⌊ε·127.5⌋ grey levels. In native mode PGD runs on a cosine step schedule from α 0.02
+(:data:`pdbench.publish.NATIVE_PGD`; PDB's constant α 0.01 in model-input mode). The result is saved losslessly, as 8-bit RGB
 (RGBA with the source's alpha unchanged where the format keeps it), with the source's RGB colour
 profile; EXIF (camera, location) is not copied. The saved file is read back and every number printed
 about it — max change, PSNR and SSIM at full resolution, the generator's disruption — is measured on
@@ -41,12 +42,12 @@ from PIL import Image
 from . import __version__
 from .data.folder import MAX_PIXELS, FaceFolder, Photo, crop_box, load_photo, preprocess
 from .defenses import get_defense
-from .defenses.base import takes_progress
+from .defenses.base import EPS, takes_progress
 from .errors import InputError, PdbenchError
 from .generators import Target, get_generator
 from .io import atomic_path, check_writable, clean_stale_parts, write_json
 from .metrics.functional import ssim
-from .publish import check_mode, grey_levels, protect_images
+from .publish import NATIVE_PGD, check_mode, grey_levels, protect_images
 from .tensors import from_uint8, resolve_device
 
 LOSSLESS = {".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -57,10 +58,15 @@ FACE_CHECK_PX = 128  # the generator's crop is checked for a face at this size (
 
 
 def _setup(generator: str, checkpoint: str | None, defense: str, eps: float | None, steps: int | None,
-           device: str | None = None):
+           device: str | None = None, mode: str = "native"):
+    """The generator and the defense; in native mode PGD takes :data:`pdbench.publish.NATIVE_PGD` (its
+    cosine step schedule reaches more through the photo's resize than PDB's constant step)."""
     gkw = {"checkpoint": checkpoint} if checkpoint else {}
     G = get_generator(generator, device=resolve_device(device), **gkw)
     kw = {k: v for k, v in {"eps": eps, "steps": steps}.items() if v is not None}
+    if mode == "native" and defense == "pgd":
+        kw = {**NATIVE_PGD, **kw}
+        kw["alpha"] = NATIVE_PGD["alpha"] * kw.get("eps", EPS) / EPS  # α_max scales with ε
     return G, get_defense(defense, **kw)
 
 
@@ -228,7 +234,7 @@ def protect_photo(photo: str, out: str, defense: str = "pgd", generator: str = "
     clean_stale_parts(dst.parent, recursive=False, name=dst.name)
     pic = load_photo(src, max_pixels)
     img = pic.rgb
-    G, d = models if models is not None else _setup(generator, checkpoint, defense, eps, steps, device)
+    G, d = models if models is not None else _setup(generator, checkpoint, defense, eps, steps, device, mode)
     dev = next(G.parameters()).device
     res = G.resolution
     if min(img.size) < res // 2:
@@ -331,7 +337,7 @@ def protect_folder(folder: str, out: str, defense: str = "pgd", generator: str =
     if models is None:
         resolve_device(device)
     check_writable(dst)
-    G, d = models if models is not None else _setup(generator, checkpoint, defense, eps, steps, device)
+    G, d = models if models is not None else _setup(generator, checkpoint, defense, eps, steps, device, mode)
     dev = next(G.parameters()).device
     res = G.resolution
     ds = FaceFolder(src, res, crop=G.crop, min_side=res // 2, strict=not skip_bad, decode=True, max_pixels=max_pixels)

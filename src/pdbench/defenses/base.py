@@ -250,13 +250,15 @@ class IterativeSignAttack(ObjectiveDefense):
     random_start: bool = True
 
     def __init__(self, eps: float = EPS, alpha: float = ALPHA, steps: int = STEPS, seed: int = 0,
-                 random_start: bool | None = None):
+                 random_start: bool | None = None, schedule: str = "constant"):
         if random_start is not None:
             self.random_start = bool(random_start)
+        self.schedule = schedule  # the step size: "constant" (PDB) or "cosine" (SignPGD)
         super().__init__(eps=eps, alpha=alpha, steps=steps, seed=seed)
 
     def config(self) -> dict:
-        return {**super().config(), "random_start": self.random_start}
+        cfg = {**super().config(), "random_start": self.random_start}
+        return cfg if self.schedule == "constant" else {**cfg, "schedule": self.schedule}  # PDB's keys stay
 
     def build_objectives(self) -> list:
         from .objectives import OutputDisruption
@@ -266,7 +268,7 @@ class IterativeSignAttack(ObjectiveDefense):
     def build_optimiser(self):
         from .optim import SignPGD
 
-        return SignPGD(alpha=self.alpha, steps=self.steps, random_start=self.random_start)
+        return SignPGD(alpha=self.alpha, steps=self.steps, random_start=self.random_start, schedule=self.schedule)
 
 
 class ModelDefense(Defense):

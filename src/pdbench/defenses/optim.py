@@ -22,26 +22,50 @@ from ..errors import InputError, UnknownNameError
 from .base import project_linf, per_key_uniform
 
 
+SCHEDULES = ("constant", "cosine")
+
+
 class SignPGD:
+    """x ← Π_ε(x + α_t·sign ∇). ``schedule``: ``constant`` (α_t = α, PDB's PGD) or ``cosine``
+    (α_t = α·½(1 + cos(π t / T)), t = 0…T−1: large steps first, vanishing ones at the end; at α = 0.02 it
+    reaches more than the constant α = 0.01 through the published photo's resize,
+    ``benchmarks/publish_bound.py``)."""
+
     key = "sign-pgd"
 
-    def __init__(self, alpha: float, steps: int, random_start: bool = True):
+    def __init__(self, alpha: float, steps: int, random_start: bool = True, schedule: str = "constant"):
+        if schedule not in SCHEDULES:
+            raise InputError(f"sign-pgd: schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         self.alpha, self.steps, self.random_start = float(alpha), int(steps), bool(random_start)
+        self.schedule = schedule
 
     def config(self) -> dict:
-        return {"name": self.key, "alpha": self.alpha, "steps": self.steps, "random_start": self.random_start}
+        cfg = {"name": self.key, "alpha": self.alpha, "steps": self.steps, "random_start": self.random_start}
+        return cfg if self.schedule == "constant" else {**cfg, "schedule": self.schedule}  # old keys stay
 
-    def run(self, defense, x, target, keys, refs, progress=None) -> torch.Tensor:
+    def step_size(self, step: int) -> float:
+        """α_t of step ``step`` (0-based)."""
+        if self.schedule == "cosine":
+            return self.alpha * 0.5 * (1 + math.cos(math.pi * step / self.steps))
+        return self.alpha
+
+    def iterates(self, defense, x, target, keys, refs):
+        """The iterates x_adv: the start, then after each of the ``steps`` steps (``steps + 1`` in all)."""
         eps = defense.eps
         if self.random_start:
             x_adv = project_linf(x + per_key_uniform(tuple(x.shape), keys, eps, defense.seed, x.device), x, eps)
         else:
             x_adv = x.clone()
+        yield x_adv
         for step in range(self.steps):
             grad = defense.gradient(x_adv, step, x, target, refs)
-            x_adv = project_linf(x_adv.detach() + self.alpha * grad.sign(), x, eps)
-            if progress is not None:
-                progress(step + 1, self.steps)
+            x_adv = project_linf(x_adv.detach() + self.step_size(step) * grad.sign(), x, eps)
+            yield x_adv
+
+    def run(self, defense, x, target, keys, refs, progress=None) -> torch.Tensor:
+        for step, x_adv in enumerate(self.iterates(defense, x, target, keys, refs)):
+            if progress is not None and step > 0:
+                progress(step, self.steps)
         return x_adv
 
 
