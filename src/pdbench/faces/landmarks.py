@@ -26,6 +26,7 @@ from ..tensors import check_images, to_uint8
 UPSAMPLE_TO = 256
 ALIGNED_BOX = (0.15, 0.20, 0.85, 0.95)  # relative left, top, right, bottom of the face in an aligned crop
 INNER = slice(17, 68)  # eyebrows 17-26, nose 27-35, eyes 36-47, mouth 48-67
+WHOLE = slice(0, 68)  # the jaw line 0-16 too: the whole face up to the eyebrows (what a face swap replaces)
 
 
 def _models_dir() -> Path:
@@ -105,13 +106,14 @@ def _hull(p: np.ndarray) -> np.ndarray:
     return np.array(lower[:-1] + upper[:-1])
 
 
-def face_mask(x: torch.Tensor) -> torch.Tensor:
-    """Binary facial mask (N, 1, H, W) float: the convex hull of the facial components' landmarks."""
+def face_mask(x: torch.Tensor, points: slice = INNER) -> torch.Tensor:
+    """Binary facial mask (N, 1, H, W) float: the convex hull of the landmarks ``points`` (default the
+    facial components, ID-Guard's mask; ``WHOLE`` adds the jaw line: the whole face)."""
     pts, _ = landmarks68(x)
     h, w = x.shape[-2:]
     masks = []
     for p in pts:
         canvas = Image.new("L", (w, h), 0)
-        ImageDraw.Draw(canvas).polygon([tuple(q) for q in _hull(p[INNER])], fill=1)
+        ImageDraw.Draw(canvas).polygon([tuple(q) for q in _hull(p[points])], fill=1)
         masks.append(np.asarray(canvas, dtype=np.float32))
     return torch.from_numpy(np.stack(masks))[:, None].to(x.device)
