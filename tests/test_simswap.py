@@ -191,3 +191,41 @@ def test_train_simswap_needs_identity_labels(tmp_path, celeba_dir):
 
 def test_registered():
     assert GENERATORS.get("simswap") is SimSwap
+
+
+def test_shipped_weights_are_flagged_and_measured_not_a_real_swapper(celeba_dir):
+    """The shipped 64 px weights (1,040 CPU steps): what docs/model-cards/simswap-celeba-64-pdbench.md
+    states, on the first 16 of benchmarks/simswap.py's held-out pairs (different people, images 9001-10000).
+    Measured there on these 16: closer-to-source rate 0.44 (MobileFaceNet) and 0.0 (dlib, 15 defined pairs),
+    identity effect |G(t, z_a) − G(t, z_b)| 0.026, swap L1 to the target 0.27 (120 pairs: 0.375, 0.0)."""
+    import random
+
+    from pdbench.assets import ASSETS, sha256_file
+    from pdbench.data import FaceFolder
+    from pdbench.metrics.swap import swap_identity
+    from pdbench.train.simswap import IDENTITY_FILE, read_identities
+
+    G = get_generator("simswap")
+    spec = ASSETS.get("simswap-celeba-64-pdbench")
+    assert sha256_file(spec.location()) == spec.sha256 and G.resolution == 64
+    assert G.experimental and "not a real swapper" in G.experimental
+    assert net_config(G.net.state_dict()) == {"ngf": 16, "n_blocks": 4, "latent_size": 128, "deep": False}
+    ds = FaceFolder(celeba_dir / "images", 64)
+    _, test = ds.split(1000)
+    ids = read_identities(celeba_dir / IDENTITY_FILE)
+    person = [ids[Path(n).stem] for n in ds.names(test)]
+    rng, pairs = random.Random(0), []
+    while len(pairs) < 16:  # benchmarks/simswap.py's held_out_pairs(n, seed=0)
+        a, b = rng.sample(range(len(test)), 2)
+        if person[a] != person[b]:
+            pairs.append((a, b))
+    src, tgt = ds.load([test[a] for a, _ in pairs]), ds.load([test[b] for _, b in pairs])
+    with torch.inference_mode():
+        out = G.generate(tgt, Condition(reference=src, role="target"))
+        other = G.generate(tgt, Condition(reference=src.roll(1, 0), role="target"))
+    assert 0.22 < float((out - tgt).abs().mean()) < 0.33  # a blurred, distorted copy of the target
+    assert 0.01 < float((out - other).abs().mean()) < 0.05  # the identity changes the output little
+    res = swap_identity(out.clamp(-1, 1), src, tgt)
+    assert res["mobilefacenet"]["pairs"] == 16 and res["dlib"]["pairs"] >= 12
+    assert 0.2 <= res["mobilefacenet"]["rate"] <= 0.65  # near chance, far below the 80 % rule
+    assert res["dlib"]["rate"] <= 0.15  # dlib mostly finds no face in the output: a failed swap

@@ -183,6 +183,11 @@ class SimSwap(Generator):
     inputs = ("reference",)
     conditional_encoder = False
     default_asset = "simswap-celeba-64-pdbench"
+    # pdbench's shipped weights (a checkpoint path clears this): measured by benchmarks/simswap.py
+    experimental: str | None = ("pdbench's 64 px weights: 1,040 CPU steps of a 1,000,000-step recipe; not a real "
+                                "swapper (closer to the source than to the target for 37.5 % of 120 held-out pairs under "
+                                "MobileFaceNet and 0 % under dlib, which finds a face in 3 % of its outputs; the 80 % "
+                                "rule is not met): the output barely depends on the identity")
 
     def __init__(self, resolution: int = 224, ngf: int = 64, n_blocks: int = 9, latent_size: int = 512,
                  deep: bool = False):
