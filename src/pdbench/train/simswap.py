@@ -189,7 +189,6 @@ class SimSwapTrainer(GANTrainer):
             raise InputError("simswap: no person has two photos in the training split; it trains on same-person pairs")
         self.pool = torch.tensor([i for g in pairs.values() for i in g])
         self.partner = [groups[p] for p in person.tolist()]
-        self.person = person
         print(f"{len(self.pool)} training photos of {len(pairs)} people with two or more", flush=True)
         super().build_parts()
 
