@@ -158,4 +158,17 @@ ASSETS = [
         builtin=True,
         meta={"resolution": 64, "dim": 24, "latent": 256, "identities": ["George_W_Bush", "Colin_Powell"]},
     ),
+    AssetSpec(
+        name="simswap-celeba-64-pdbench",
+        path="simswap_celeba64_pdbench.safetensors",
+        sha256="8a94e68a0baaffc44b8f1f9aace34adfcb1a89aaaf0a99588b8e987a4167b90b",
+        size=3297462,
+        source="trained by pdbench (`pdbench train simswap`, 1,040 CPU steps; MobileFaceNet identity, not ArcFace): "
+               "experimental, not a real swapper, see docs/model-cards/simswap-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="generator",
+        builtin=True,
+        meta={"resolution": 64, "ngf": 16, "n_blocks": 4, "latent_size": 128},
+    ),
 ]
