@@ -1,4 +1,4 @@
-"""CMUA-Watermark: one universal δ trained on a few training faces against pdbench's StarGAN + AttGAN
+"""CMUA-Watermark: one universal δ trained on 128 training faces against pdbench's StarGAN + AttGAN
 disrupts held-out faces on both; δ files round-trip with their fingerprint and bad files fail in one line."""
 
 import pytest
@@ -9,13 +9,14 @@ from pdbench.defenses.cmua import load_delta, resolve_members, save_delta, train
 from pdbench.errors import AssetCorruptError, AssetMissingError, InputError
 from pdbench.generators import Target
 
-N_TRAIN = 16  # training faces (the official 128 is slower; 16 already gives a δ that transfers to new faces)
+N_TRAIN = 128  # training faces: the official 128 (issue 11)
+STEPS = 1  # PGD steps per edit (official 10): 128 faces x 1 step cost less than the former 16 faces x 10
 
 
 @pytest.fixture(scope="module")
 def trained(celeba_dir):
     members = resolve_members(["stargan", "attgan"])
-    delta, meta = train_on_faces(members, n=N_TRAIN, steps=10, batch_size=N_TRAIN)
+    delta, meta = train_on_faces(members, n=N_TRAIN, steps=STEPS, batch_size=64)  # the official batch
     return members, delta, meta
 
 
@@ -71,3 +72,27 @@ def test_delta_file_fingerprint_and_errors(tmp_path):
     with pytest.raises(AssetCorruptError, match="not a δ file"):
         get_defense("cmua", delta=str(tmp_path / "bad.safetensors"))
     assert (tmp_path / "bad.safetensors").read_bytes() == b"not a tensor file"  # never touched
+
+
+def test_save_to_is_reused_by_a_later_process_and_a_file_trained_otherwise_is_refused(celeba_dir, tmp_path, monkeypatch):
+    """A resumed run reads its δ back from save_to instead of training again; a δ file whose recorded
+    training differs (here: the number of steps) is refused in one line and left untouched."""
+    from pdbench.defenses import cmua
+
+    members = resolve_members(["stargan"])
+    d = get_defense("cmua", surrogates=["stargan"], train_n=4, steps=3, save_to=str(tmp_path / "d.safetensors"))
+    delta = torch.full((3, 64, 64), 0.03)
+    save_delta(d.save_to, delta, cmua.delta_meta(members, 4, None, "cmua", d.train_kwargs()))
+    monkeypatch.setattr(cmua, "_TRAINED", {})  # a fresh process
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again although save_to holds this δ")
+
+    monkeypatch.setattr(cmua, "train_universal", no_training)
+    x = torch.zeros(2, 3, 64, 64)
+    assert torch.allclose(d.protect(x, Target.of(members[0][0], None, 2)), x + 0.03)
+    before = (tmp_path / "d.safetensors").read_bytes()
+    other = get_defense("cmua", surrogates=["stargan"], train_n=4, steps=5, save_to=d.save_to)
+    with pytest.raises(InputError, match=r"holds a δ trained otherwise \(config differ\); delete it or choose another save_to"):
+        other.protect(x, Target.of(members[0][0], None, 2))
+    assert (tmp_path / "d.safetensors").read_bytes() == before

@@ -116,3 +116,25 @@ def test_dlib_resnet_second_identity_model():
     assert roc_auc(pos, neg) >= 0.95
     acc = (sum(-v < THRESHOLD for v in pos) + sum(-v >= THRESHOLD for v in neg)) / (len(pos) + len(neg))
     assert acc >= 0.9
+
+
+def test_clean_embeddings_are_shared_through_x_memo_and_renewed_for_another_g_of_x(celeba_test_batch, monkeypatch):
+    """The runner shares ``x_memo`` across a batch's defenses and settings: x and G(x) are embedded once,
+    the values equal a fresh computation's, and a different G(x) under the same memo is embedded again."""
+    from pdbench.metrics import identity
+
+    x = celeba_test_batch[0][:3]
+    g = torch.Generator().manual_seed(0)
+    out_clean = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(-1, 1)[None].repeat(2, 1, 1, 1, 1)
+    advs = [x.flip(0)[None].repeat(2, 1, 1, 1, 1), x.flip(-1)[None].repeat(2, 1, 1, 1, 1)]
+    fresh = [get_metric("cidr")(MetricInputs(x, x, out_clean, a)) for a in advs]
+    seen = []
+    embed = identity._embed
+    monkeypatch.setattr(identity, "_embed", lambda t: seen.append(len(t)) or embed(t))
+    memo = {}
+    shared = [get_metric("cidr")(MetricInputs(x, x, out_clean, a, x_memo=memo)) for a in advs]
+    assert seen == [3, 6, 6, 6]  # x, G(x), then only each G(x_adv)
+    assert all(torch.allclose(f, s, atol=1e-6) for f, s in zip(fresh, shared))
+    other = out_clean.flip(1)
+    again = get_metric("cidr")(MetricInputs(x, x, other, advs[0], x_memo=memo))
+    assert seen[4:] == [3, 6, 6] and torch.allclose(again, get_metric("cidr")(MetricInputs(x, x, other, advs[0])), atol=1e-6)

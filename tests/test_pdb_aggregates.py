@@ -46,8 +46,8 @@ def test_rob_per_probe_set_by_hand():
     assert rows["b"]["rob"]["pdb-paper"] is None and rows["b"]["r_rob"] is None
     assert rows["c"]["rob"] == {"pdb-code": None, "pdb-paper": None}
     md = summary_table({"name": "t", "summary": _rob_summary(), "aggregates": agg}, ["mse", "lpips", "cidr", "brisque"])
-    assert "| generator | defense | AvgRank ↓ | R_ROB ↑ | ROB pdb-code ↑ | ROB pdb-paper ↑ |" in md
-    assert "| g | a | 1.50 | 0.750 | 0.729 | 0.475 |" in md
+    assert "| generator | defense | MSE ↑ | LPIPS ↑ | CIDR ↑ | BRISQUE ↑ | AvgRank ↓ | R_ROB ↑ | ROB pdb-code ↑ | ROB pdb-paper ↑ |" in md
+    assert "| g | a | 0.4000 | 0.2000 | 0.5000 | 40.00 | 1.50 | 0.750 | 0.729 | 0.475 |" in md  # PDB's table: axes first
     assert "ROB pdb-code over: blur1, jpeg70, noise001" in md
 
 
@@ -152,7 +152,8 @@ def test_tiny_run_reports_rob_under_pdb_code(celeba_dir, tmp_path, capsys):
     assert row["rob"]["pdb-code"] == pytest.approx(by_hand) and 0 < by_hand <= 1
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "ROB pdb-code ↑" in md and "ROB pdb-code over: blur1, blur3, jpeg70" in md and "R_ROB" not in md
-    assert f"| stargan | pgd(steps=2) | 1.00 | {row['rob']['pdb-code']:.3f} |" in md
+    axes = " | ".join(f"{base[a]:.2f}" if abs(base[a]) >= 10 else f"{base[a]:.4f}" for a in agg["axes"])
+    assert f"| stargan | pgd(steps=2) | {axes} | 1.00 | {row['rob']['pdb-code']:.3f} |" in md  # PDB's table
     rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
     assert {r["setting"] for r in rows} == {"none", *labels}
     print(md)

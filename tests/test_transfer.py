@@ -88,7 +88,7 @@ def test_matrix_shape(transfer_run):
     assert by[("stargan", "pgd(steps=2)")]["te"] == next(r["te"] for r in te["rows"] if r["source"] == "stargan")
     assert by[(S64, "pgd(steps=2)")]["te"] is None  # only a target
     md = (transfer_run["out"] / "summary.md").read_text()
-    assert "| generator | defense | AvgRank ↓ | R_ROB ↑ | TE ↑ |" in md
+    assert "| generator | defense | MSE ↑ | LPIPS ↑ | AvgRank ↓ | R_ROB ↑ | TE ↑ |" in md
     assert "| pgd(steps=2) | stargan | WB | " in md and "### Transfer: R_TE" in md
     item = next(i for i in transfer_run["meta"]["findings"]["items"] if i["kind"] == "transfer")
     assert item["enough"] and item["data"]["n"] == 4
@@ -161,12 +161,14 @@ def test_r_te_formula_on_hand_made_numbers():
 
 
 @pytest.mark.parametrize("block, message", [
-    ({"form": ["stargan"]}, "unknown key 'form' in transfer; known: from, to. Did you mean 'from'?"),
+    ({"form": ["stargan"]}, "unknown key 'form' in transfer; known: from, settings, to. Did you mean 'from'?"),
     ({"from": ["stargn"]}, "transfer.from names 'stargn', which is not one of the configured generators "
                            "(stargan, attgan); list it under 'generators' first. Did you mean 'stargan'?"),
     ({"to": ["attgan", "attgan"]}, "transfer.to lists 'attgan' twice"),
     ({"from": ["stargan"], "to": ["stargan"]}, "no source -> target pair with different generators"),
     ({"from": []}, "transfer.from must be a non-empty list"),
+    ({"settings": []}, "transfer.settings must be a non-empty list of setting labels or probe set names"),
+    ({"settings": ["none", "none"]}, "transfer.settings lists 'none' twice"),
     (["stargan", "attgan"], "transfer must be a mapping"),
 ])
 def test_transfer_block_errors_are_one_line(celeba_dir, tmp_path, block, message):
@@ -188,3 +190,21 @@ def test_without_a_transfer_block_the_config_key_is_unchanged(celeba_dir, tmp_pa
     old = {k: v for k, v in d.items() if k not in ("out", "device", "name", "executor")}
     assert plain.content_key() == hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert with_tr.content_key() != plain.content_key()
+
+
+def test_transfer_settings_judges_the_targets_under_the_chosen_settings_only(celeba_dir, tmp_path):
+    """``transfer: {settings: [none]}``: the white-box rows keep every setting, the targets judge unprocessed
+    only (PDB's TE), TE is the same as with every setting judged, and a name the run lacks is one line."""
+    over = dict(generators=["stargan", "attgan"], defenses=["none", {"name": "pgd", "steps": 2}], metrics=["mse"])
+    full = run(_cfg(celeba_dir, tmp_path / "full", transfer={}, **over), progress=False)
+    only = run(_cfg(celeba_dir, tmp_path / "none", transfer={"settings": ["none"]}, **over), progress=False)
+    rows = _rows(only["results"])
+    bb = [r for r in rows if r["source"] != r["target"]]
+    assert bb and {r["setting"] for r in bb} == {"none"}
+    assert {r["setting"] for r in rows if r["source"] == r["target"]} == {"none", "jpeg(quality=75)"}
+    assert {r["setting"] for r in _rows(full["results"]) if r["source"] != r["target"]} == {"none", "jpeg(quality=75)"}
+    te = lambda res: json.loads(open(res["json"]).read())["aggregates"]["te"]["rows"]  # noqa: E731
+    assert te(only) == te(full) and len(te(only)) == 2
+    with pytest.raises(InputError) as e:
+        _cfg(celeba_dir, tmp_path, transfer={"settings": ["jpeg"]}, **over).validate()
+    assert "transfer.settings names 'jpeg', which is not a setting of the run" in str(e.value) and "\n" not in str(e.value)

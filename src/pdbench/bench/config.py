@@ -13,6 +13,7 @@ Example::
     device: cpu
     out: results/quickstart
     transfer: {from: [stargan, attgan], to: [stargan, attgan]}   # optional: the R_TE matrix
+                                          # (settings: [none] judges the targets unprocessed only)
     publish: native                       # optional: model-input (PDB's protocol, default) or native
 
 A dataset is either ``path`` (any folder of photos, with optional ``attrs`` file) or ``asset`` (a
@@ -118,7 +119,7 @@ def validate(cfg: "BenchConfig") -> list:
         if dup:
             raise InputError(f"config: {what} lists {dup[0]!r} twice; each entry must differ")
     if cfg.transfer is not None:
-        check_transfer(cfg.transfer, [spec_label(g) for g in cfg.generators])
+        check_transfer(cfg.transfer, [spec_label(g) for g in cfg.generators], [t.label() for t in settings])
     return settings
 
 

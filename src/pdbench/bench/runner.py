@@ -18,7 +18,8 @@ The run is a **plan** of cells, each computed by :func:`compute_cell`, then **co
 **Transfer** (a ``transfer: {from: [...], to: [...]}`` block): a cell whose generator is a source also
 judges its perturbations on every target generator ≠ source (:class:`TransferTarget`). The attack runs
 once per image × source (its ``adv.pt`` is the white-box cell's own) and is reused for every target and
-setting. Each target reads the perturbation with its own preprocessing: where its view (resolution,
+setting (the block's ``settings``, default all of the run's; PDB's TE needs only ``none``). Each target
+reads the perturbation with its own preprocessing: where its view (resolution,
 crop) equals the source's, x_adv is fed as it is (PDB's protocol); otherwise it is carried onto the
 photo by the publish stage (:func:`pdbench.publish.publish_upsampled`: δ upsampled onto the source's
 crop square, 8-bit) and read back with the target's crop and resize (:func:`carry`).
@@ -71,6 +72,7 @@ from ..metrics import MetricInputs, get_metric
 from ..registry import spec_label
 from ..tensors import from_uint8, resolve_device
 from .config import BenchConfig
+from .schema import transfer_judges
 from .rundir import RunFolder
 
 
@@ -135,6 +137,7 @@ class Cell:
     cache: str  # this generator's cache folder
     metrics_key: str = ""
     transfer: list = field(default_factory=list)  # TransferTarget: the other generators that judge this x_adv
+    transfer_settings: list | None = None  # the transfer block's ``settings`` (labels / probe sets); None: all
     publish: str = "model-input"  # the config's publish mode (pdbench.publish): "model-input" or "native"
 
     @property
@@ -166,7 +169,8 @@ class Cell:
 
     def cache_files(self) -> list[Path]:
         """Every cache file of this cell (what a worker that computed it ships back to the driver)."""
-        return [self.clean_file, self.adv_file, *(self.setting_file(t) for t in self.settings), self.timing_file]
+        return [self.clean_file, self.adv_file, *(self.setting_file(t) for t in self.settings),
+                *(self.transfer_file(tt, t) for tt in self.transfer for t in self.judged_settings), self.timing_file]
 
     def label(self) -> str:
         return f"{spec_label(self.generator)} {spec_label(self.defense)} b{self.batch}/{self.n_batches}"
@@ -176,6 +180,11 @@ class Cell:
         cache (so its batch folder and clean outputs are those of the target's own white-box cell)."""
         return replace(self, generator=dict(t.generator), weights=t.weights, labels=t.labels, resolution=t.resolution,
                        crop=t.crop, cache=t.cache, transfer=[])
+
+    @property
+    def judged_settings(self) -> list:
+        """The settings the transfer targets judge this cell's x_adv under (the transfer block's ``settings``)."""
+        return [t for t in self.settings if transfer_judges(t.label(), self.transfer_settings)]
 
     def transfer_file(self, t: "TransferTarget", setting) -> Path:
         """Rows of setting ``setting`` of this cell's x_adv judged on target ``t`` (keyed like
@@ -263,7 +272,7 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
                     files=[str(p) for p in files[sl]], sha256=hashes[sl], names=names[sl], indices=list(idx[sl]),
                     labels=None if labels is None else labels[sl].tolist(), resolution=pre.size, crop=pre.crop,
                     device=str(device), cache=str(v["cache"]), metrics_key=mkey, transfer=list(judges),
-                    publish=cfg.publish))
+                    transfer_settings=transfer.get("settings"), publish=cfg.publish))
     return plan
 
 
@@ -402,15 +411,16 @@ def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
     asset directory ``assets`` (default: the current one). ``progress`` receives short status strings.
 
     With transfer targets, the same x_adv (computed once, or read from ``adv.pt``) is also judged on each
-    target (:func:`carry`), every setting, every metric: those rows carry ``source``/``target``."""
-    settings = cell.settings
+    target (:func:`carry`), every setting the transfer block selects (default all), every metric: those rows
+    carry ``source``/``target``."""
+    settings, judged = cell.settings, cell.judged_settings
     files = {t.label(): cell.setting_file(t) for t in settings}
     cached = {lab: _read_cached(p, _read_rows) for lab, p in files.items()}
-    tfiles = {(i, t.label()): cell.transfer_file(tt, t) for i, tt in enumerate(cell.transfer) for t in settings}
+    tfiles = {(i, t.label()): cell.transfer_file(tt, t) for i, tt in enumerate(cell.transfer) for t in judged}
     tcached = {k: _read_cached(p, _read_rows) for k, p in tfiles.items()}
     if all(v is not None for v in cached.values()) and all(v is not None for v in tcached.values()):
         return CellResult([r for t in settings for r in cached[t.label()]]
-                          + [r for i in range(len(cell.transfer)) for t in settings for r in tcached[(i, t.label())]], True)
+                          + [r for i in range(len(cell.transfer)) for t in judged for r in tcached[(i, t.label())]], True)
     device = torch.device(cell.device)
     with _using_assets(assets):
         G = _checked_generator(cell)
@@ -441,8 +451,8 @@ def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
                 write_text(files[lab], json.dumps(cached[lab]))
             rows += cached[lab]
         for i, tt in enumerate(cell.transfer):
-            if all(tcached[(i, t.label())] is not None for t in settings):
-                rows += [r for t in settings for r in tcached[(i, t.label())]]
+            if all(tcached[(i, t.label())] is not None for t in judged):
+                rows += [r for t in judged for r in tcached[(i, t.label())]]
                 continue
             view = cell.view(tt)
             Gt = _checked_generator(view)
@@ -450,7 +460,7 @@ def compute_cell(cell: Cell, assets: str | os.PathLike | None = None,
             x_adv_t = (carry(cell, view, bt["x"], x_adv, _publish_eps(cell)) if published is None
                        else _read_back(published, view).to(device))
             gt = spec_label(tt.generator)
-            for t in settings:
+            for t in judged:
                 key = (i, t.label())
                 if tcached[key] is None:
                     if progress is not None:

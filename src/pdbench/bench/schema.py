@@ -34,7 +34,8 @@ DATASET_KEYS = {
     "split": "'test' or 'train'", "n": "an integer >= 1", "seed": "an integer >= 0", "skip_bad": "true or false",
 }
 TRANSFER_KEYS = {"from": "the source generators (perturbations are made against each)",
-                 "to": "the target generators (each judges every source's perturbations)"}
+                 "to": "the target generators (each judges every source's perturbations)",
+                 "settings": "the settings the targets judge under (default: all; TE needs only none)"}
 # parameters the runner sets itself (not the user's to give)
 RUNNER_SET = {"generator": {"device"}, "defense": set(), "setting": set(), "metric": set()}
 
@@ -238,12 +239,15 @@ def check_params(kind: str, name: str, cls, params: dict) -> None:
             raise InputError(f"config: {kind} {name!r} parameter 'seed' must be >= 0, got {v!r}")
 
 
-def check_transfer(block, generators: list[str]) -> dict:
-    """The ``transfer`` block, normalised to ``{"from": [...], "to": [...]}`` (labels of configured generators).
+def check_transfer(block, generators: list[str], settings: list[str] | None = None) -> dict:
+    """The ``transfer`` block, normalised to ``{"from": [...], "to": [...]}`` (labels of configured generators)
+    and, when given, ``"settings"``: the settings the targets judge under (default every setting of the run).
 
     Each of ``from``/``to`` is a generator label or a list of them (default: every configured generator);
-    an unknown key, an unknown or repeated generator, or a matrix without any source ≠ target pair is
-    one line."""
+    each entry of ``settings`` is the label of a setting of the run (``none``, ``jpeg(quality=75)``) or the
+    name of a probe set in the run (all its probes), checked against ``settings`` (the run's expanded
+    setting labels) when those are passed. An unknown key, an unknown or repeated generator or setting,
+    or a matrix without any source ≠ target pair is one line."""
     if not isinstance(block, dict):
         raise InputError(f"config: transfer must be a mapping {{from: [generators], to: [generators]}}, got {block!r}")
     _unknown("transfer", block, TRANSFER_KEYS)
@@ -261,7 +265,30 @@ def check_transfer(block, generators: list[str]) -> dict:
             if names.count(g) > 1:
                 raise InputError(f"config: transfer.{key} lists {g!r} twice; each generator once")
         out[key] = list(names)
+    if "settings" in block:
+        out["settings"] = _transfer_settings(block["settings"], settings)
     if not any(s != t for s in out["from"] for t in out["to"]):
         raise InputError(f"config: transfer has no source -> target pair with different generators "
                          f"(from {out['from']}, to {out['to']}); name at least two generators")
     return out
+
+
+def _transfer_settings(names, settings: list[str] | None) -> list[str]:
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise InputError(f"config: transfer.settings must be a non-empty list of setting labels or probe set names "
+                         f"(e.g. [none]), got {names!r}")
+    for n in names:
+        if names.count(n) > 1:
+            raise InputError(f"config: transfer.settings lists {n!r} twice; each setting once")
+        if settings is not None and not any(transfer_judges(lab, [n]) for lab in settings):
+            known = list(dict.fromkeys([lab.split("/")[0] for lab in settings] + list(settings)))
+            raise InputError(f"config: transfer.settings names {n!r}, which is not a setting of the run "
+                             f"({', '.join(known)}); list it under 'settings' first.{did_you_mean(n, known)}")
+    return list(names)
+
+
+def transfer_judges(label: str, selected: list[str] | None) -> bool:
+    """Whether the targets judge setting ``label`` under a transfer block's ``settings`` (None: all): its
+    label is listed, or the probe set it belongs to (``pdb-code`` selects ``pdb-code/jpeg70``...)."""
+    return selected is None or label in selected or ("/" in label and label.split("/")[0] in selected)

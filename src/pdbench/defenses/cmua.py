@@ -18,7 +18,9 @@ its fingerprint covers δ). Where δ comes from:
   ``python -m pdbench.defenses.cmua --out delta.safetensors --generators stargan attgan``);
 * otherwise it is trained once per process on ``train_n`` training faces (default 128: CelebA's
   training split of the ``celeba-10k-89px`` asset, i.e. never the held-out faces) against the run's
-  target generators (or ``surrogates``), and saved to ``save_to`` when given.
+  target generators (or ``surrogates``), and saved to ``save_to`` when given; a later process (a resumed
+  run) reads ``save_to`` back instead of training again when the file records the same training (trainer,
+  generators and their weights, faces, settings), and refuses a file trained otherwise.
 """
 
 from __future__ import annotations
@@ -141,10 +143,16 @@ def train_on_faces(members: list[tuple], n: int = 128, faces: str | None = None,
     the metadata, so a δ file says which defense trained it."""
     x, target, idx = faces_target(members, n, faces, device)
     delta = (trainer or train_universal)(x, target, **kw)
+    return delta, {**delta_meta(members, n, faces, method, kw), "n_train": len(idx)}
+
+
+def delta_meta(members: list[tuple], n: int, faces: str | None, method: str, kw: dict) -> dict:
+    """What a δ file records about its training (JSON values): the trainer, the generators with their
+    weights' fingerprints and ensemble weights, the faces asked for (``train_n``) and the trainer's settings."""
     meta = {"method": method, "generators": [g.name for g, _ in members],
             "generator_weights": {g.name: g.fingerprint() for g, _ in members},
-            "weights": [w for _, w in members], "n_train": len(idx), "faces": faces or DEFAULT_FACES, "config": kw}
-    return delta, meta
+            "weights": [w for _, w in members], "train_n": int(n), "faces": faces or DEFAULT_FACES, "config": kw}
+    return json.loads(json.dumps(meta, default=str))
 
 
 def save_delta(path, delta: torch.Tensor, meta: dict) -> str:
@@ -256,6 +264,8 @@ class UniversalDefense(ModelDefense):
                 raise InputError(f"{self.name}: a universal δ lives at the generator's {g.inner.resolution} px input, "
                                  "not on each photo's pixels; protect with --mode model-input")
         key = config_hash([self.name, [(g.name, g.fingerprint(), w) for g, w in members], self.config(), str(x.device)])
+        if key not in _TRAINED and self.save_to and Path(self.save_to).expanduser().is_file():
+            _TRAINED[key] = self._saved(members)  # a δ this configuration already trained (a resumed run)
         if key not in _TRAINED:
             delta, meta = train_on_faces(members, self.train_n, self.faces, device=x.device, trainer=self.train_delta,
                                          method=self.delta_method, **self.train_kwargs())
@@ -265,6 +275,18 @@ class UniversalDefense(ModelDefense):
         delta, self.meta = _TRAINED[key]
         self.network = UniversalDelta(delta, self.name)
         return self.network
+
+    def _saved(self, members: list[tuple]) -> tuple[torch.Tensor, dict]:
+        """δ and metadata from ``save_to`` when that file was trained exactly as this defense would train
+        (same trainer, generators and weights, faces and settings); a file trained otherwise is refused in
+        one line and left as it is."""
+        delta, meta = load_delta(self.save_to, self.name, self.delta_method)
+        want = delta_meta(members, self.train_n, self.faces, self.delta_method, self.train_kwargs())
+        differ = [k for k in want if meta.get(k) != want[k]]
+        if differ:
+            raise InputError(f"{self.name}: {self.save_to} holds a δ trained otherwise ({', '.join(differ)} differ); "
+                             "delete it or choose another save_to")
+        return delta, meta
 
 
 @DEFENSES.register("cmua")

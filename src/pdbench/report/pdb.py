@@ -32,6 +32,7 @@ read "higher = more disrupted". The ``none`` defense is left out of every aggreg
 from __future__ import annotations
 
 AXES = ("mse", "lpips", "cidr", "brisque")
+AXIS_NAMES = {"mse": "MSE", "lpips": "LPIPS", "cidr": "CIDR", "brisque": "BRISQUE"}  # PDB's table headings
 IDENTITY = "cidr"  # PDB's relative_id: treated as the identity axis in ROB and TE
 EPS = 1e-10  # PDB's guard on the quality baselines of ROB
 
@@ -125,8 +126,9 @@ def pdb_aggregates(summary: list[dict], axes: tuple[str, ...] = AXES, te_entries
     and TE when ``te_entries`` (the input of :func:`te_aggregates`) are given.
 
     Returns ``{"axes": [...], "rob_sets": {name: {"description", "probes"}}, "rows": [...], "sweeps": [...]}``
-    (and ``"te"``: :func:`te_aggregates`'s result) with rows ``{"generator", "defense", "avg_rank",
-    "rank_axes", "rob": {set: value}, "r_rob", "settings", "te"}`` (``r_rob`` over the loose
+    (and ``"te"``: :func:`te_aggregates`'s result) with rows ``{"generator", "defense", "values", "avg_rank",
+    "rank_axes", "rob": {set: value}, "r_rob", "settings", "te"}`` (``values``: the unprocessed mean per
+    axis, what AvgRank ranks; ``r_rob`` over the loose
     ``settings``; ``te``: TE with the row's generator as the source, None without transfer).
     """
     used = _axes_used(summary, axes)
@@ -154,7 +156,7 @@ def pdb_aggregates(summary: list[dict], axes: tuple[str, ...] = AXES, te_entries
                 return _mean([t for t in terms if t is not None])
 
             out["rows"].append({
-                "generator": g, "defense": d,
+                "generator": g, "defense": d, "values": {a: (base or {}).get(a) for a in used},
                 "avg_rank": _mean(list(ranks[d].values())), "rank_axes": list(ranks[d]),
                 "rob": {n: rob_over([lab for lab, _ in members]) for n, (_, members) in rob_sets.items()},
                 "r_rob": rob_over(loose), "settings": loose,
@@ -217,14 +219,18 @@ def _fmt(v, spec: str) -> str:
     return "–" if v is None else format(v, spec)
 
 
+def _val(v) -> str:
+    return "–" if v is None else (f"{v:.2f}" if abs(v) >= 10 else f"{v:.4f}")
+
+
 def aggregates_table(agg: dict) -> str:
-    """Markdown: the AvgRank/ROB table (one ROB column per named set, R_ROB for loose settings) and one
-    table per sweep."""
+    """Markdown: PDB's table — per generator and defense the unprocessed value of each axis, AvgRank, one
+    ROB column per named set (R_ROB for loose settings) and TE — then the R_TE matrix and one table per sweep."""
     if not agg["rows"] or not agg["axes"]:
         return ""
     loose = sorted({s for r in agg["rows"] for s in r["settings"]})
     rob_sets = list(agg.get("rob_sets", {}))
-    title = f"## PDB aggregates (axes: {', '.join(agg['axes'])}"
+    title = f"## PDB's table (axes: {', '.join(agg['axes'])}, unprocessed means; AvgRank: their mean rank"
     if loose:
         title += f"; R_ROB over: {', '.join(loose)}"
     for n in rob_sets:
@@ -232,11 +238,12 @@ def aggregates_table(agg: dict) -> str:
     te = "te" in agg
     if te:
         title += "; TE: the row's generator as the source, mean over its targets"
-    head = ["generator", "defense", "AvgRank ↓"] + (["R_ROB ↑"] if loose else []) + [f"ROB {n} ↑" for n in rob_sets] \
-        + (["TE ↑"] if te else [])
+    head = ["generator", "defense"] + [f"{AXIS_NAMES.get(a, a)} ↑" for a in agg["axes"]] + ["AvgRank ↓"] \
+        + (["R_ROB ↑"] if loose else []) + [f"ROB {n} ↑" for n in rob_sets] + (["TE ↑"] if te else [])
     lines = [title + ")", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in agg["rows"]:
-        vals = [r["generator"], r["defense"], _fmt(r["avg_rank"], ".2f")]
+        vals = [r["generator"], r["defense"]] + [_val(r.get("values", {}).get(a)) for a in agg["axes"]]
+        vals += [_fmt(r["avg_rank"], ".2f")]
         vals += [_fmt(r["r_rob"], ".3f")] if loose else []
         vals += [_fmt(r.get("rob", {}).get(n), ".3f") for n in rob_sets]
         vals += [_fmt(r.get("te"), ".3f")] if te else []
