@@ -43,6 +43,9 @@ def _with(path: tuple, value):
     (("settings",), ["jpeg:quality=nan"], "quality is nan"),
     (("settings",), ["none:level=2"], "setting 'none' takes no parameter 'level'"),
     (("defenses",), ["none", "none"], "lists 'none' twice"),
+    (("defenses",), [{"name": "pgd", "label": " p "}], "label must be a non-empty name"),
+    (("defenses",), [{"name": "pgd", "label": 3}], "label must be a non-empty name"),
+    (("defenses",), ["none", {"name": "pgd", "steps": 2, "label": "none"}], "lists 'none' twice"),
     (("dataset",), {"path": "/tmp", "asset": "celeba-10k-89px"}, "exactly one of 'path'"),
     (("dataset",), {"asset": "celeba-10k"}, "Did you mean 'celeba-10k-89px'"),
     (("dataset", "n"), 0, "dataset.n must be >= 1"),
@@ -69,6 +72,18 @@ def test_good_config_passes_and_keys_its_content():
     cfg = BenchConfig.from_dict(copy.deepcopy(BASE))
     assert cfg.content_key() == BenchConfig.from_dict(_with(("out",), "elsewhere")).content_key()
     assert cfg.content_key() != BenchConfig.from_dict(_with(("defenses",), ["none"])).content_key()
+
+
+def test_label_names_an_entry_in_results_and_is_not_a_parameter():
+    from pdbench.registry import spec_label, spec_params
+
+    d = _with(("defenses",), ["none", {"name": "pgd", "steps": 2, "alpha": 0.02, "label": "pgd-2"}])
+    cfg = BenchConfig.from_dict(d)  # validate() passes: the label is not checked against PGD's parameters
+    spec = cfg.defenses[1]
+    assert spec_label(spec) == "pgd-2" and spec_params(spec) == {"steps": 2, "alpha": 0.02}
+    assert spec_label({"name": "pgd", "steps": 2}) == "pgd(steps=2)"
+    assert cfg.content_key() != BenchConfig.from_dict(_with(("defenses",), ["none", {"name": "pgd", "steps": 2,
+                                                                            "alpha": 0.02}])).content_key()
 
 
 def test_yaml_and_toml_syntax_errors_name_the_line(tmp_path):

@@ -24,9 +24,18 @@ def label(name: str, params: dict) -> str:
     return name + "(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
 
 
+def spec_params(spec: dict) -> dict:
+    """The method parameters of a configured entry ``{"name": ..., "label": ..., **params}``: all but the
+    registered name and the optional display label."""
+    return {k: v for k, v in spec.items() if k not in ("name", "label")}
+
+
 def spec_label(spec: dict) -> str:
-    """:func:`label` of a configured entry ``{"name": ..., **params}``."""
-    return label(spec["name"], {k: v for k, v in spec.items() if k != "name"})
+    """How a configured entry is named in results: its ``label`` when the config gives one (a short display
+    name, e.g. for a defense with long parameters), else :func:`label` of its name and parameters."""
+    if "label" in spec:
+        return spec["label"]
+    return label(spec["name"], spec_params(spec))
 
 
 class Registry(Generic[T]):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, PdbenchError
-from ..registry import spec_label
+from ..registry import spec_label, spec_params
 from .schema import (PUBLISH_MODES, SEED_MAX, _int, _str, check_dataset, check_executor, check_finite, check_params,
                      check_publish, check_top, check_transfer, did_you_mean)
 
@@ -47,7 +47,11 @@ def _norm_list(items, what: str) -> list[dict]:
 def _method(kind: str, registry, spec: dict, where: str):
     """The registered class of one entry, its parameters checked against the class's signature."""
     cls = registry.get(spec["name"])
-    params = {k: v for k, v in spec.items() if k != "name"}
+    if "label" in spec and not (isinstance(spec["label"], str) and spec["label"].strip()
+                                and spec["label"] == spec["label"].strip()):
+        raise InputError(f"config: {where}: label must be a non-empty name without surrounding spaces, "
+                         f"got {spec['label']!r}")
+    params = spec_params(spec)
     check_finite(params, where)
     check_params(kind, spec["name"], cls, params)
     return cls, params

@@ -69,7 +69,7 @@ from ..errors import AssetCorruptError, InputError, PdbenchError
 from ..generators import Target, get_generator
 from ..io import torch_save, write_text
 from ..metrics import MetricInputs, get_metric
-from ..registry import spec_label
+from ..registry import spec_label, spec_params
 from ..tensors import from_uint8, resolve_device
 from .config import BenchConfig
 from .schema import transfer_judges
@@ -214,7 +214,7 @@ class Plan:
 
 
 def _defense_kwargs(dspec: dict, seed: int) -> dict:
-    kw = {k: v for k, v in dspec.items() if k != "name"}
+    kw = spec_params(dspec)
     kw.setdefault("seed", seed * 100_003 + zlib.crc32(dspec["name"].encode()) % 100_003)
     return kw
 
@@ -303,7 +303,7 @@ def _generator(gspec: dict, device: str):
     content = sha256_file(path) if path is not None and path.is_file() else None  # a replaced file reloads
     key = _key(["G", gspec, content, device, asset_dir()])
     if key not in _MODELS:
-        gkw = {k: v for k, v in gspec.items() if k != "name"}
+        gkw = spec_params(gspec)
         _MODELS[key] = get_generator(gspec["name"], device=device, **gkw)  # a wrong architecture is one line
     return _MODELS[key]
 
@@ -319,7 +319,7 @@ def _fingerprint(G) -> str:
 def _metric(spec: dict):
     key = _key(["M", spec])
     if key not in _MODELS:
-        _MODELS[key] = get_metric(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+        _MODELS[key] = get_metric(spec["name"], **spec_params(spec))
     return _MODELS[key]
 
 
