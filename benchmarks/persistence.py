@@ -183,6 +183,41 @@ def cached_features(path: Path, images: torch.Tensor) -> np.ndarray:
     return f
 
 
+def test_perturbation(defense, G0, x: torch.Tensor, keys: torch.Tensor, path: Path, batch: int) -> torch.Tensor:
+    """The defense's protection of the test faces made against the original model (no labels), as an
+    8-bit image; cached in ``path`` (a PNG strip of the faces side by side)."""
+    if path.exists():
+        strip = from_uint8(np.asarray(load_photo(path).rgb)[None])[0]
+        return torch.stack(strip.split(x.shape[-1], dim=2))
+    out = torch.cat([published(defense.protect(x[s:s + batch], Target.of(G0, None, len(x[s:s + batch])),
+                                               keys=keys[s:s + batch])) for s in range(0, len(x), batch)])
+    save_png(path, to_uint8(torch.cat(list(out), dim=2)[None])[0])
+    return out
+
+
+def evaluate(G, original: bool, defenses: dict, args, x, labels, keys, x_pub: dict, path: Path) -> dict:
+    """One model's rows (see the module), cached in ``path`` entry by entry (keyed by each defense's settings)."""
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    for d, defense in defenses.items():
+        tag = tag_of(d, args)
+        r = cached.setdefault(tag, {})
+        if "published" not in r:
+            r["published"] = disruption(G, x, x_pub[d], labels)
+        if d not in UNIVERSAL and "recrafted" not in r:
+            own = x_pub[d] if original else torch.cat([
+                published(defense.protect(x[s:s + args.batch], Target.of(G, None, len(x[s:s + args.batch])),
+                                          keys=keys[s:s + args.batch])) for s in range(0, len(x), args.batch)])
+            r["recrafted"] = disruption(G, x, own, labels)
+        write_json(path, cached)
+    if "quality" not in cached:
+        rep = edit_report(G, x, labels)
+        strength = sum((e["hair"] + e["face"]) / 2 for e in rep["edits"].values()) / len(rep["edits"])
+        cached["quality"] = {"self_l1": rep["self_l1"], "edit_strength": strength}
+        write_json(path, cached)
+    out = {f"{part} {d}": v for d in defenses for part, v in cached[tag_of(d, args)].items()}
+    return {**out, "quality": dict(cached["quality"])}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--defense", nargs="+", default=["pgd"], help="defenses the defender publishes with")
@@ -199,6 +234,8 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--prepare-only", action="store_true", help="stop after fine-tuning")
     ap.add_argument("--skip-control", action="store_true", help="with --prepare-only: leave the control to another process")
+    ap.add_argument("--prepare-test", action="store_true",
+                    help="only make the test perturbations and evaluate the original model (cached for the final run)")
     args = ap.parse_args()
     if args.skip_control and not args.prepare_only:
         ap.error("--skip-control needs --prepare-only: the evaluation compares against the control")
@@ -214,8 +251,8 @@ def main() -> None:
 
     clean_dir = clean_folder(root, work, 1000, args.train_photos)
     clean_tag = f"clean-{args.train_photos}"
-    sources = {} if args.skip_control else {"control (clean photos)": (clean_tag, clean_dir)}
-    for name, d in defenses.items():
+    sources = {} if args.skip_control or args.prepare_test else {"control (clean photos)": (clean_tag, clean_dir)}
+    for name, d in ({} if args.prepare_test else defenses).items():
         t = time.time()
         tag = tag_of(name, args)
         prot_dir = work / f"protected-{tag}"
@@ -225,7 +262,7 @@ def main() -> None:
         sources[f"retrained ({name} photos)"] = (tag, prot_dir)
 
     reference = None
-    if args.detector != "none":
+    if args.detector != "none" and not args.prepare_test:
         clean_info = attacker_crops(clean_dir, work / f"crops-{clean_tag}-{args.detector}", args.detector)
         reference = clean_info["boxes"]
     runs, data_info = {}, {}
@@ -245,45 +282,29 @@ def main() -> None:
         return
 
     t_eval = time.time()
-    models = {"original": G0, **{k: StarGAN.from_assets(checkpoint=str(v), resolution=64) for k, v in runs.items()}}
     ds = FaceFolder(root / "images", 64, attr_file=attrs, check_files=False)
     _, test = ds.split(1000)
     idx = ds.select(args.n, seed=0, pool=test)
-    rows = {name: {**{f"published {d}": [] for d in defenses},
-                   **{f"recrafted {d}": [] for d in defenses if d not in UNIVERSAL}, "quality": []} for name in models}
-    reals, fakes = [], {name: [] for name in models}
-    for s in range(0, len(idx), args.batch):
-        part = idx[s:s + args.batch]
-        x, labels = ds.load(part), ds.labels(G0.attributes, part)
-        reals.append(x)
-        keys = torch.tensor([zlib.crc32(n.encode()) for n in ds.names(part)])
-        x_pub = {d: published(defense.protect(x, Target.of(G0, None, len(part)), keys=keys))
-                 for d, defense in defenses.items()}
-        for name, G in models.items():
-            for d, defense in defenses.items():
-                rows[name][f"published {d}"].append((len(part), disruption(G, x, x_pub[d], labels)))
-                if d not in UNIVERSAL:
-                    own = x_pub[d] if G is G0 else published(defense.protect(x, Target.of(G, None, len(part)), keys=keys))
-                    rows[name][f"recrafted {d}"].append((len(part), disruption(G, x, own, labels)))
-            rep = edit_report(G, x, labels)
-            strength = sum((e["hair"] + e["face"]) / 2 for e in rep["edits"].values()) / len(rep["edits"])
-            rows[name]["quality"].append((len(part), {"self_l1": rep["self_l1"], "edit_strength": strength}))
-            fakes[name].append(clean_outputs(G, x, labels))
-
-    def mean(parts):
-        n = sum(k for k, _ in parts)
-        return {key: sum(k * v[key] for k, v in parts) / n for key in parts[0][1]}
-
-    cache = work / "fid-features"
-    f_real = cached_features(cache / f"real-n{len(idx)}.npy", torch.cat(reals))
+    x, labels = ds.load(idx), ds.labels(G0.attributes, idx)
+    keys = torch.tensor([zlib.crc32(n.encode()) for n in ds.names(idx)])
+    x_pub = {d: test_perturbation(defense, G0, x, keys, work / "eval" / f"test-{tag_of(d, args)}-n{len(idx)}.png",
+                                  args.batch) for d, defense in defenses.items()}
+    cache = work / "eval"
+    f_real = cached_features(cache / f"real-n{len(idx)}.npy", x)
+    models = {"original": ("original", G0)}
+    if not args.prepare_test:
+        models.update({k: (v.parent.name, StarGAN.from_assets(checkpoint=str(v), resolution=64)) for k, v in runs.items()})
     result_models = {}
-    for name, r in rows.items():
-        result_models[name] = {part: mean(v) for part, v in r.items()}
-        key = "original" if name == "original" else runs[name].parent.name
-        f_fake = cached_features(cache / f"{key}-n{len(idx)}.npy", torch.cat(fakes[name]))
-        result_models[name]["quality"]["fid_clean_outputs"] = fid_from_features(f_real, f_fake)
+    for name, (key, G) in models.items():
+        r = evaluate(G, G is G0, defenses, args, x, labels, keys, x_pub, cache / f"{key}-n{len(idx)}.json")
+        f_fake = cached_features(cache / f"{key}-n{len(idx)}.npy", clean_outputs(G, x, labels))
+        r["quality"]["fid_clean_outputs"] = fid_from_features(f_real, f_fake)
         if name in data_info:
-            result_models[name]["training_data"] = data_info[name]
+            r["training_data"] = data_info[name]
+        result_models[name] = r
+        print(name, json.dumps(r), flush=True)
+    if args.prepare_test:
+        return
     minutes["evaluate"] = round((time.time() - t_eval) / 60, 1)
     minutes["total"] = round((time.time() - t0) / 60, 1)
     result = {
