@@ -1,9 +1,10 @@
 """Does a defense survive an attacker who retrains the generator on protected photos? (TSDF, §IV-D)
 
     python benchmarks/persistence.py [--defense pgd [tsdf cmua found ...]] [--detector retinaface|none]
-                                     [--steps 10] [--train-photos 600] [--iters 800] [--n 100]
+                                     [--steps 10] [--epochs 8] [--universal-n 16] [--alpha 0.005]
+                                     [--train-photos 600] [--iters 800] [--n 100] [--no-recraft]
                                      [--work runs/persistence] [--json docs/results/persistence-tsdf.json]
-                                     [--prepare-only] [--skip-control]
+                                     [--prepare-only] [--skip-control] [--prepare-test]
 
 1. The defender publishes: the first ``--train-photos`` photos of the training split of
    ``celeba-10k-89px``, each as pdbench's StarGAN reads it (the 89 px square resized to its 64 px input),
@@ -28,16 +29,20 @@
      published before the attacker retrained), at the model's 64 px input, rounded to 8 bits:
      MSE(M(x, c), M(x_adv, c)) and the success rate (MSE > 0.05, PDB's threshold) over every image and
      the five official edits of its true attributes;
-   * per-image defenses only: the perturbation re-crafted white-box against that model;
+   * per-image defenses only (unless ``--no-recraft``): the perturbation re-crafted white-box against
+     that model;
    * the model's own quality: reconstruction L1 |M(x, c_org) − x|, mean edit strength, and FID (asset
      ``inception-fid``) of its outputs on the clean faces (face i with official edit i mod 5) against
-     those real faces — TSDF's Table V measure. With 100 images FID is biased upward (fewer images than
+     those real faces — TSDF's Table V measure. With ~100 images FID is biased upward (fewer images than
      its 2048 dimensions): compare it only between these rows.
 
-Every stage is cached in ``--work`` (clean and protected folders, crops with their manifest, training
-runs, FID features) and resumes when interrupted. ``--prepare-only`` stops after fine-tuning (to
-prepare defenses in parallel processes: give each one its ``--defense`` and all but one
-``--skip-control``); a final run with every defense then only evaluates.
+Every stage is cached in ``--work`` (clean folder per ``--train-photos``, one protected folder per
+defense setting that larger runs extend, crops with their manifest ``crops.json``, training runs with a
+checkpoint every 100 iterations, the test perturbations, every model's evaluation and FID features)
+and resumes when interrupted. Parallel processes (one thread each) prepare the parts:
+``--prepare-only --skip-control --defense X`` protects, crops and fine-tunes for X alone,
+``--prepare-only --defense`` (no defense) the control alone, ``--prepare-test`` makes the test
+perturbations and evaluates the original; a final run with every defense then only evaluates.
 """
 
 from __future__ import annotations
@@ -100,20 +105,22 @@ def make_defense(name: str, args, work: Path, G0):
 
 
 def tag_of(name: str, args) -> str:
+    """A defense with its settings (its protected folder holds every photo protected so far, for any
+    ``--train-photos``: a larger run reuses a smaller one's photos)."""
     if name in UNIVERSAL:
-        return f"{name}-n{args.universal_n}-e{args.epochs}-a{args.alpha}-{args.train_photos}"
-    return f"{name}{args.steps}-{args.train_photos}"
+        return f"{name}-n{args.universal_n}-e{args.epochs}-a{args.alpha}"
+    return f"{name}{args.steps}"
 
 
-def attacker_crops(src: Path, dst: Path, detector: str, reference: dict | None = None) -> dict:
-    """The attacker's training folder: each photo of ``src`` through the detector and the crop
+def attacker_crops(src: Path, names: list[str], dst: Path, detector: str, reference: dict | None = None) -> dict:
+    """The attacker's training folder: each photo ``names`` of ``src`` through the detector and the crop
     (:func:`pdbench.faces.crop.crop_faces`); photos without a face are dropped. Returns (and caches in
     ``dst/crops.json``) the counts, and with ``reference`` (name -> clean box) how many kept boxes
     overlap the clean photo's box at IoU ≥ 0.7."""
     manifest = dst / "crops.json"
     if manifest.exists():
         return json.loads(manifest.read_text())
-    files = sorted(p for p in src.iterdir() if p.suffix == ".png")
+    files = [src / n for n in names]
     kept, dropped, boxes, ious = [], [], {}, []
     for s in range(0, len(files), 64):
         part = files[s:s + 64]
@@ -146,7 +153,7 @@ def fine_tune(data: Path, attrs: Path, out: Path, iters: int, width: int) -> Pat
     else:
         trainer.init_from(ASSET)
     if trainer.step < iters:
-        trainer.train()
+        trainer.train(save_every=100)  # a checkpoint every 100 iterations: an interrupted run resumes
     return out / "G.safetensors"
 
 
@@ -203,7 +210,7 @@ def evaluate(G, original: bool, defenses: dict, args, x, labels, keys, x_pub: di
         r = cached.setdefault(tag, {})
         if "published" not in r:
             r["published"] = disruption(G, x, x_pub[d], labels)
-        if d not in UNIVERSAL and "recrafted" not in r:
+        if args.recraft and d not in UNIVERSAL and "recrafted" not in r:
             own = x_pub[d] if original else torch.cat([
                 published(defense.protect(x[s:s + args.batch], Target.of(G, None, len(x[s:s + args.batch])),
                                           keys=keys[s:s + args.batch])) for s in range(0, len(x), args.batch)])
@@ -214,13 +221,15 @@ def evaluate(G, original: bool, defenses: dict, args, x, labels, keys, x_pub: di
         strength = sum((e["hair"] + e["face"]) / 2 for e in rep["edits"].values()) / len(rep["edits"])
         cached["quality"] = {"self_l1": rep["self_l1"], "edit_strength": strength}
         write_json(path, cached)
-    out = {f"{part} {d}": v for d in defenses for part, v in cached[tag_of(d, args)].items()}
+    out = {f"{part} {d}": v for d in defenses for part, v in cached[tag_of(d, args)].items()
+           if args.recraft or part != "recrafted"}
     return {**out, "quality": dict(cached["quality"])}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--defense", nargs="+", default=["pgd"], help="defenses the defender publishes with")
+    ap.add_argument("--defense", nargs="*", default=["pgd"],
+                    help="defenses the defender publishes with (none at all with --prepare-only: the control only)")
     ap.add_argument("--detector", default="retinaface", help="the attacker's face detector, or none (no cropping)")
     ap.add_argument("--steps", type=int, default=10, help="per-image defense iterations (published and test photos)")
     ap.add_argument("--epochs", type=int, default=8, help="universal δ training epochs (tsdf code: 30)")
@@ -234,11 +243,15 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--prepare-only", action="store_true", help="stop after fine-tuning")
     ap.add_argument("--skip-control", action="store_true", help="with --prepare-only: leave the control to another process")
+    ap.add_argument("--no-recraft", dest="recraft", action="store_false",
+                    help="skip re-crafting per-image perturbations against each retrained model (the costliest part)")
     ap.add_argument("--prepare-test", action="store_true",
                     help="only make the test perturbations and evaluate the original model (cached for the final run)")
     args = ap.parse_args()
     if args.skip_control and not args.prepare_only:
         ap.error("--skip-control needs --prepare-only: the evaluation compares against the control")
+    if not args.defense and not args.prepare_only:
+        ap.error("--defense needs at least one defense (none only with --prepare-only, to train the control)")
     torch.manual_seed(0)
     root = resolve("celeba-10k-89px", check=False)
     attrs = root / "list_attr_celeba_first20k.txt"
@@ -250,7 +263,9 @@ def main() -> None:
     minutes: dict = {}
 
     clean_dir = clean_folder(root, work, 1000, args.train_photos)
-    clean_tag = f"clean-{args.train_photos}"
+    clean_tag = "clean"
+    names = sorted(p.name for p in clean_dir.iterdir() if p.suffix == ".png")
+    n_tag = f"{args.train_photos}-{args.detector}"
     sources = {} if args.skip_control or args.prepare_test else {"control (clean photos)": (clean_tag, clean_dir)}
     for name, d in ({} if args.prepare_test else defenses).items():
         t = time.time()
@@ -263,19 +278,23 @@ def main() -> None:
 
     reference = None
     if args.detector != "none" and not args.prepare_test:
-        clean_info = attacker_crops(clean_dir, work / f"crops-{clean_tag}-{args.detector}", args.detector)
+        clean_info = attacker_crops(clean_dir, names, work / f"crops-{clean_tag}-{n_tag}", args.detector)
         reference = clean_info["boxes"]
     runs, data_info = {}, {}
     for label, (tag, folder) in sources.items():
         t = time.time()
         if args.detector == "none":
-            data, info = folder, {"detector": "none", "photos": len(os.listdir(folder)), "kept": None}
+            data, info = work / f"photos-{tag}-{args.train_photos}", {"detector": "none", "photos": len(names), "kept": None}
+            data.mkdir(parents=True, exist_ok=True)
+            for n in names:  # the published photos as they are (links), only this run's
+                if not (data / n).exists():
+                    os.symlink((folder / n).resolve(), data / n)
         else:
-            data = work / f"crops-{tag}-{args.detector}"
-            info = attacker_crops(folder, data, args.detector, None if tag == clean_tag else reference)
+            data = work / f"crops-{tag}-{n_tag}"
+            info = attacker_crops(folder, names, data, args.detector, None if tag == clean_tag else reference)
         data_info[label] = {k: v for k, v in info.items() if k not in ("boxes", "dropped")}
         print(label, json.dumps(data_info[label]), flush=True)
-        runs[label] = fine_tune(data, attrs, work / f"ft-{tag}-{args.detector}-{args.iters}", args.iters, width)
+        runs[label] = fine_tune(data, attrs, work / f"ft-{tag}-{n_tag}-{args.iters}", args.iters, width)
         minutes[f"crop + fine-tune {label}"] = round((time.time() - t) / 60, 1)
     if args.prepare_only:
         print(json.dumps(minutes), flush=True)
@@ -317,7 +336,7 @@ def main() -> None:
     head = ["model", "faces kept by the detector", f"well framed (IoU ≥ {IOU})"]
     for d in names:
         head += [f"{d} (made against the original): MSE ↑ / success"]
-        if d not in UNIVERSAL:
+        if args.recraft and d not in UNIVERSAL:
             head += [f"{d} re-crafted: MSE ↑"]
     head += ["reconstruction L1 ↓", "edit strength", f"FID of clean outputs ({len(idx)} faces) ↓"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -329,7 +348,7 @@ def main() -> None:
         for d in names:
             p = r[f"published {d}"]
             cells.append(f"{p['mse']:.3f} / {100 * p['success']:.0f} %")
-            if d not in UNIVERSAL:
+            if args.recraft and d not in UNIVERSAL:
                 cells.append(f"{r[f'recrafted {d}']['mse']:.3f}")
         q = r["quality"]
         cells += [f"{q['self_l1']:.3f}", f"{q['edit_strength']:.3f}", f"{q['fid_clean_outputs']:.1f}"]
