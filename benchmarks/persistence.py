@@ -75,7 +75,8 @@ from pdbench.train.stargan import StarGANRecipe, StarGANTrainer
 ASSET = "stargan-celeba-64-pdbench"
 THRESHOLD = 0.05
 IOU = 0.7  # a kept face counts as well framed when its box overlaps the clean photo's box this much
-UNIVERSAL = ("tsdf", "tsdf-paper", "cmua", "found")
+UNIVERSAL = ("tsdf", "tsdf-paper", "tsdf-stage1", "cmua", "found")
+ABLATIONS = {"tsdf-stage1": ("tsdf", {"poison_steps": 0})}  # TSDF's δ without its detector poisoning (τ = 0)
 
 
 def clean_folder(root: Path, work: Path, holdout: int, n: int) -> Path:
@@ -95,13 +96,14 @@ def make_defense(name: str, args, work: Path, G0):
     """The defense, its universal δ (if any) cached in ``work`` and trained against the run's StarGAN."""
     if name not in UNIVERSAL:
         return get_defense(name, steps=args.steps)
-    path = work / f"delta-{name}-n{args.universal_n}-e{args.epochs}-a{args.alpha}.safetensors"
+    base, extra = ABLATIONS.get(name, (name, {}))
+    path = work / f"delta-{base}-n{args.universal_n}-e{args.epochs}-a{args.alpha}.safetensors"
     kw = {"steps": args.epochs, "train_n": args.universal_n, "alpha": args.alpha}
     if not path.exists():  # train it once (against the run's StarGAN) and save it
         t = time.time()
-        get_defense(name, save_to=str(path), **kw).load_network(torch.zeros(1, 3, 64, 64), Target.of(G0, None, 1))
-        print(f"{name}: universal δ trained in {(time.time() - t) / 60:.1f} min", flush=True)
-    return get_defense(name, delta=str(path), **kw)  # one config (the δ file) for every run: protect resumes
+        get_defense(base, save_to=str(path), **kw).load_network(torch.zeros(1, 3, 64, 64), Target.of(G0, None, 1))
+        print(f"{base}: universal δ trained in {(time.time() - t) / 60:.1f} min", flush=True)
+    return get_defense(base, delta=str(path), **kw, **extra)  # one config (the δ file) for every run: protect resumes
 
 
 def tag_of(name: str, args) -> str:
