@@ -330,8 +330,10 @@ def main() -> None:
     minutes["total"] = round((time.time() - t0) / 60, 1)
     result = {
         "defenses": {d: defense.config() for d, defense in defenses.items()}, "detector": args.detector,
-        "crop_scale": SCALE, "iou": IOU, "iters": args.iters, "n_test": len(idx),
-        "train_photos": len(os.listdir(clean_dir)), "threshold": THRESHOLD, "minutes": minutes,
+        "crop_scale": SCALE, "iou": IOU, "iters": args.iters, "n_test": len(idx), "train_photos": len(names),
+        "steps": args.steps, "universal": {"train_n": args.universal_n, "epochs": args.epochs, "alpha": args.alpha},
+        "threshold": THRESHOLD, "recraft": args.recraft,
+        "minutes_this_invocation": minutes,  # stages cached by earlier runs count ~0 here
         "models": result_models,
     }
     names = list(defenses)
