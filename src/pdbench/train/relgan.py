@@ -32,7 +32,6 @@ The first convolution reads v where StarGAN read the target attributes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -224,7 +223,6 @@ class RelGANTrainer(GANTrainer):
 
     # -- one iteration ------------------------------------------------------------------------------
     def train_step(self) -> dict[str, torch.Tensor]:
-        r = self.recipe
         a, att_a = self.batch()
         b, att_b = self.batch()
         c, att_c = self.batch()
