@@ -38,7 +38,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..errors import AssetCorruptError, InputError
 from ..tensors import check_images
 from . import GENERATORS
-from .base import Generator, Preprocessing, checkpoint_state, float_state, register_preprocessing
+from .base import Generator, Preprocessing, checkpoint_state, register_preprocessing
 
 ATTRS = ("Bald", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Bushy_Eyebrows", "Eyeglasses",
          "Male", "Mouth_Slightly_Open", "Mustache", "No_Beard", "Pale_Skin", "Young")
@@ -259,9 +259,7 @@ class AttGAN(Generator):
         except AssetCorruptError as e:
             raise AssetCorruptError(f"{path}: {e}") from None
         model = cls(resolution or int(meta.get("resolution", 128)), **arch)
-        model.net.load_state_dict(float_state(state), strict=True)
-        model._use_weights(asset if checkpoint is None else str(checkpoint), preprocessing)
-        return model.to(device).eval().requires_grad_(False)
+        return model._loaded(state, checkpoint, asset, preprocessing, device)
 
     # -- the speed path (module docstring) ----------------------------------------------------------
     def _weights_key(self) -> tuple:

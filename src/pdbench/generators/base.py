@@ -482,6 +482,19 @@ class Generator(nn.Module):
         if preprocessing is not None:
             self.preprocessing = preprocessing
 
+    def _loaded(self, state: dict, checkpoint, asset: str | None, preprocessing=None,
+                device: str | torch.device = "cpu", eval: bool = True) -> "Generator":
+        """The end of every ``from_assets``: ``state`` loaded strictly (float32) into ``self.net``, the weights
+        recorded (the asset's name, or the checkpoint path, which clears ``experimental``: that flag describes
+        pdbench's shipped weights), moved to ``device`` and frozen; in eval mode unless ``eval`` is False (an
+        architecture whose official test runs its norms in training mode, as StarGAN's instance norms do)."""
+        self.net.load_state_dict(float_state(state), strict=True)
+        self._use_weights(asset if checkpoint is None else str(checkpoint), preprocessing)
+        if checkpoint is not None:
+            self.experimental = None
+        model = self.to(device)
+        return (model.eval() if eval else model).requires_grad_(False)
+
     # -- the contract's entry point ------------------------------------------------------------------
     def check_condition(self, cond: Condition, n: int) -> None:
         """One line for a condition this generator cannot take for n images."""

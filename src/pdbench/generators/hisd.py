@@ -60,7 +60,7 @@ from torch import nn
 from ..errors import AssetCorruptError, InputError
 from ..tensors import check_images
 from . import GENERATORS
-from .base import Generator, Preprocessing, checkpoint_state, float_state, register_preprocessing, row_seeds
+from .base import Generator, Preprocessing, checkpoint_state, register_preprocessing, row_seeds
 
 # the official CelebA-HQ tags (configs/celeba-hq.yaml) and how preprocessors/celeba-hq.py sorts faces into them
 TAGS: tuple[tuple[str, tuple[str, ...]], ...] = (("Bangs", ("with", "without")), ("Eyeglasses", ("with", "without")),
@@ -426,11 +426,7 @@ class HiSD(Generator):
         except AssetCorruptError as e:
             raise AssetCorruptError(f"{path}: {e}") from None
         model = cls(resolution or int(meta.get("resolution", 128)), **config)
-        model.net.load_state_dict(float_state(state), strict=True)
-        model._use_weights(asset if checkpoint is None else str(checkpoint), preprocessing)
-        if checkpoint is not None:
-            model.experimental = None
-        return model.to(device).eval().requires_grad_(False)
+        return model._loaded(state, checkpoint, asset, preprocessing, device)
 
     # -- interface -------------------------------------------------------------------------------
     def conditions(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:

@@ -36,7 +36,7 @@ from torch import nn
 from ..errors import AssetCorruptError, InputError
 from ..tensors import check_images
 from . import GENERATORS
-from .base import Generator, Preprocessing, checkpoint_state, float_state, register_preprocessing
+from .base import Generator, Preprocessing, checkpoint_state, register_preprocessing
 
 # the official attributes.yaml (17) and StarGAN's five, which ID-Guard's RelGAN (n_z = 5) uses
 OFFICIAL_ATTRS = ("5_o_Clock_Shadow", "Bald", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Eyeglasses", "Goatee",
@@ -261,11 +261,7 @@ class RelGAN(Generator):
         repeat = len({k.split(".")[1] for k in state if k.startswith("resb.")})
         model = cls(resolution or int(meta.get("resolution", 256)), int(w.shape[0]), int(w.shape[1]) - 3, repeat,
                     vector or meta.get("vector", "target-source"))
-        model.net.load_state_dict(float_state(state), strict=True)
-        model._use_weights(asset if checkpoint is None else str(checkpoint), preprocessing)
-        if checkpoint is not None:
-            model.experimental = None
-        return model.to(device).requires_grad_(False)
+        return model._loaded(state, checkpoint, asset, preprocessing, device, eval=False)
 
     # -- interface ---------------------------------------------------------------------------
     def conditions(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:

@@ -35,7 +35,7 @@ from torch import nn
 from ..errors import AssetCorruptError, InputError
 from ..tensors import check_images
 from . import GENERATORS
-from .base import Generator, Preprocessing, Unsupported, checkpoint_state, float_state, register_preprocessing
+from .base import Generator, Preprocessing, Unsupported, checkpoint_state, register_preprocessing
 
 OFFICIAL = ("neuralchen/SimSwap test_*.py: faces aligned by insightface to its ArcFace template and cropped "
             "to 224 px, ToTensor() into [0, 1], output in [0, 1]")
@@ -209,11 +209,7 @@ class SimSwap(Generator):
         except AssetCorruptError as e:
             raise AssetCorruptError(f"{path}: {e}") from None
         model = cls(resolution or int(meta.get("resolution", 224)), **cfg)
-        model.net.load_state_dict(float_state(state), strict=True)
-        model._use_weights(asset if checkpoint is None else str(checkpoint), preprocessing)
-        if checkpoint is not None:
-            model.experimental = None
-        return model.to(device).eval().requires_grad_(False)
+        return model._loaded(state, checkpoint, asset, preprocessing, device)
 
     # -- interface ---------------------------------------------------------------------------
     def conditions(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:

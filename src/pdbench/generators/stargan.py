@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import AssetCorruptError, InputError
 from ..tensors import check_images
 from . import GENERATORS
-from .base import Generator, Preprocessing, checkpoint_state, float_state, register_preprocessing
+from .base import Generator, Preprocessing, checkpoint_state, register_preprocessing
 
 ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 HAIR = 3  # the first three attributes are one-hot hair colours
@@ -144,11 +144,7 @@ class StarGAN(Generator):
         conv_dim = int(state["main.0.weight"].shape[0])
         repeat = len({k.split(".")[1] for k in state if k.startswith("main.") and ".main." in k})
         model = cls(resolution or int(meta.get("resolution", 128)), conv_dim, repeat)
-        model.net.load_state_dict(float_state(state), strict=True)
-        model._use_weights(asset if checkpoint is None else str(checkpoint), preprocessing)
-        if checkpoint is not None:
-            model.experimental = None
-        return model.to(device).requires_grad_(False)
+        return model._loaded(state, checkpoint, asset, preprocessing, device, eval=False)
 
     # -- interface ---------------------------------------------------------------------------
     def conditions(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
