@@ -140,20 +140,3 @@ def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
     for edit in ("flip_Male", "flip_Young"):  # measured face 2.2, 1.9 x hair; 0.053, 0.058 in the face
         assert e[edit]["face"] > 1.5 * e[edit]["hair"] and e[edit]["face"] > 0.04, (edit, e[edit])
     assert rep["self_l1"] < 0.08 and rep["cycle_l1"] < 0.11  # measured 0.063, 0.085 (StarGAN 0.17, 0.14)
-
-
-def test_a_run_on_experimental_weights_says_so(celeba_dir, tmp_path, capsys):
-    """pdbench's own FPGAN weights are experimental: a run warns and its results and summary carry the mark."""
-    import json
-
-    from pdbench.bench import BenchConfig, run
-
-    cfg = BenchConfig.from_dict({
-        "dataset": {"path": str(celeba_dir / "images"), "attrs": str(celeba_dir / "list_attr_celeba_first20k.txt"),
-                    "holdout": 1000, "split": "test", "n": 2, "seed": 0},
-        "generators": ["fpgan"], "defenses": ["none"], "metrics": ["mse"], "out": str(tmp_path / "run")})
-    run(cfg, progress=False)
-    assert "experimental weights" in capsys.readouterr().err
-    meta = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert "iterations" in meta["generators"]["fpgan"]["experimental"]
-    assert "not fit for reporting" in (tmp_path / "run" / "summary.md").read_text()

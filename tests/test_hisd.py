@@ -244,22 +244,6 @@ def test_train_cli_runs_resumes_and_exports(celeba_dir, tmp_path, capsys):
     assert "hisd trains from its own initialisation" in capsys.readouterr().err
 
 
-def test_a_run_on_experimental_weights_says_so(celeba_dir, tmp_path, capsys):
-    """pdbench's own HiSD weights are experimental: a run (PGD through HiSD's latent-guided edits, the same
-    noise for G(x) and G(x_adv)) warns, and its results and summary carry the mark."""
-    from pdbench.bench import BenchConfig, run
-
-    cfg = BenchConfig.from_dict({
-        "dataset": {"path": str(celeba_dir / "images"), "attrs": str(celeba_dir / "list_attr_celeba_first20k.txt"),
-                    "holdout": 1000, "split": "test", "n": 2, "seed": 0},
-        "generators": ["hisd"], "defenses": [{"name": "pgd", "steps": 2}], "metrics": ["mse"], "out": str(tmp_path / "run")})
-    run(cfg, progress=False)
-    assert "experimental weights" in capsys.readouterr().err
-    meta = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert "iterations" in meta["generators"]["hisd"]["experimental"]
-    assert "not fit for reporting" in (tmp_path / "run" / "summary.md").read_text()
-
-
 def test_shipped_weights_are_what_the_card_says(celeba_dir):
     """pdbench's HiSD on 32 held-out faces, with margins on what the model card measures: 453 CPU iterations
     of the official recipe are far too few (official: 200,000) — the non-translation path does not yet

@@ -259,18 +259,3 @@ def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
     for edit in ("flip_Male", "flip_Young"):  # real (0.062, 0.053 in the face) but not local: face 0.86, 0.73 x hair
         assert e[edit]["face"] > 0.04 and e[edit]["face"] < 1.0 * e[edit]["hair"], (edit, e[edit])
     assert rep["self_l1"] < 0.16 and rep["cycle_l1"] < 0.19  # measured 0.140, 0.166 (StarGAN 0.17, 0.14)
-
-
-def test_a_run_on_experimental_weights_says_so(celeba_dir, tmp_path, capsys):
-    """pdbench's own RelGAN weights are experimental: a run warns and its results and summary carry the mark."""
-    from pdbench.bench import BenchConfig, run
-
-    cfg = BenchConfig.from_dict({
-        "dataset": {"path": str(celeba_dir / "images"), "attrs": str(celeba_dir / "list_attr_celeba_first20k.txt"),
-                    "holdout": 1000, "split": "test", "n": 2, "seed": 0},
-        "generators": ["relgan"], "defenses": ["none"], "metrics": ["mse"], "out": str(tmp_path / "run")})
-    run(cfg, progress=False)
-    assert "experimental weights" in capsys.readouterr().err
-    meta = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert "iterations" in meta["generators"]["relgan"]["experimental"]
-    assert "not fit for reporting" in (tmp_path / "run" / "summary.md").read_text()
