@@ -19,8 +19,14 @@ def get_detector(name: str = "retinaface", **kwargs) -> FaceDetector:
 
 @lru_cache(maxsize=8)
 def shared_detector(name: str = "retinaface", device: str = "cpu") -> FaceDetector:
-    """One loaded detector per (name, device) for the whole process (metrics, identity alignment)."""
-    return get_detector(name, device=device)
+    """One loaded detector per (name, device) for the whole process (metrics, identity alignment).
+
+    Built outside inference mode even when first asked for inside it (a swap metric's alignment): weights
+    created there would be inference tensors, unusable for the gradients of a later attack (TSDF's poisoning)."""
+    import torch
+
+    with torch.inference_mode(False):
+        return get_detector(name, device=device)
 
 
 __all__ = ["DETECTORS", "Detection", "FaceDetector", "get_detector", "shared_detector"]
