@@ -319,3 +319,26 @@ class ModelDefense(Defense):
         if progress is not None:
             progress(1, 1)
         return out
+
+
+class CheckpointDefense(ModelDefense):
+    """A model defense whose network is trained weights: pdbench's shipped asset (``checkpoint=None``) or a
+    user's file, loaded strictly by :meth:`load_checkpoint`; ``network=`` runs a network in hand instead. The
+    checkpoint is part of the configuration, the weights of the fingerprint."""
+
+    def __init__(self, eps: float = EPS, alpha: float = ALPHA, steps: int = STEPS, seed: int = 0,
+                 checkpoint: str | None = None, network: nn.Module | None = None):
+        super().__init__(network=network, eps=eps, alpha=alpha, steps=steps, seed=seed)
+        self.checkpoint = checkpoint
+        if self.network is None:
+            self.network = self.load_checkpoint(checkpoint)
+
+    def load_checkpoint(self, checkpoint: str | None) -> nn.Module:
+        """The trained network of ``checkpoint`` (None: the shipped weights)."""
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        return {**super().config(), "checkpoint": self.checkpoint}
+
+    def load_network(self, x: torch.Tensor, target: Target) -> nn.Module:
+        return self.network.eval()

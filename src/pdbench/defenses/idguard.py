@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import DEFENSES
-from .base import ALPHA, EPS, STEPS, ModelDefense, Record
+from .base import EPS, Record
 from .retentive import Retentive
 from ..errors import AssetCorruptError
 
@@ -163,9 +163,5 @@ class IDGuard(Retentive):
               "MobileFaceNet as the identity model and dlib facial masks (no Grad-CAM heat map); see its model card.",
     )
 
-    def __init__(self, eps: float = EPS, alpha: float = ALPHA, steps: int = STEPS, seed: int = 0,
-                 checkpoint: str | None = None, network: nn.Module | None = None):
-        ModelDefense.__init__(self, network=network, eps=eps, alpha=alpha, steps=steps, seed=seed)
-        self.checkpoint = checkpoint
-        if self.network is None:
-            self.network = load_idguard(checkpoint)
+    def load_checkpoint(self, checkpoint: str | None) -> nn.Module:
+        return load_idguard(checkpoint)

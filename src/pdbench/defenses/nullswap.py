@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import DEFENSES
-from .base import ALPHA, EPS, STEPS, ModelDefense, Record
+from .base import CheckpointDefense, Record
 from ..errors import AssetCorruptError
 
 ASSET = "nullswap-mobilefacenets-celeba-64-pdbench"
@@ -121,7 +121,7 @@ def load_nullswap(checkpoint: str | None = None, asset: str = ASSET) -> NullSwap
 
 
 @DEFENSES.register("nullswap")
-class NullSwap(ModelDefense):
+class NullSwap(CheckpointDefense):
     """NullSwap: one pass of a trained identity-cloaking network (pdbench's weights, trained black-box
     against two MobileFaceNets)."""
 
@@ -142,15 +142,5 @@ class NullSwap(ModelDefense):
               "identity similarity photo vs cloaked photo is reported instead of swap metrics.",
     )
 
-    def __init__(self, eps: float = EPS, alpha: float = ALPHA, steps: int = STEPS, seed: int = 0,
-                 checkpoint: str | None = None, network: nn.Module | None = None):
-        super().__init__(network=network, eps=eps, alpha=alpha, steps=steps, seed=seed)
-        self.checkpoint = checkpoint
-        if self.network is None:
-            self.network = load_nullswap(checkpoint)
-
-    def config(self) -> dict:
-        return {**super().config(), "checkpoint": self.checkpoint}
-
-    def load_network(self, x, target) -> nn.Module:
-        return self.network.eval()
+    def load_checkpoint(self, checkpoint: str | None) -> nn.Module:
+        return load_nullswap(checkpoint)

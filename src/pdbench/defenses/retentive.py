@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import DEFENSES
-from .base import ALPHA, EPS, STEPS, ModelDefense, Record, project_linf
+from .base import CheckpointDefense, Record, project_linf
 from ..errors import AssetCorruptError
 from ..tensors import check_images
 
@@ -99,7 +99,7 @@ def unet_from_state(state: dict, source: str) -> UNet:
 
 
 @DEFENSES.register("retentive")
-class Retentive(ModelDefense):
+class Retentive(CheckpointDefense):
     """Retentive: one pass of a trained U-Net perturbation generator (pdbench's weights against its StarGAN)."""
 
     objective = "generator nullification (G(x_adv) = x_adv)"
@@ -124,18 +124,8 @@ class Retentive(ModelDefense):
               "stargan-celeba-64-pdbench (see its model card); other generators only see it in transfer.",
     )
 
-    def __init__(self, eps: float = EPS, alpha: float = ALPHA, steps: int = STEPS, seed: int = 0,
-                 checkpoint: str | None = None, network: nn.Module | None = None):
-        super().__init__(network=network, eps=eps, alpha=alpha, steps=steps, seed=seed)
-        self.checkpoint = checkpoint
-        if self.network is None:
-            self.network = load_retentive(checkpoint)
-
-    def config(self) -> dict:
-        return {**super().config(), "checkpoint": self.checkpoint}
-
-    def load_network(self, x, target) -> nn.Module:
-        return self.network.eval()
+    def load_checkpoint(self, checkpoint: str | None) -> nn.Module:
+        return load_retentive(checkpoint)
 
     def protect(self, x: torch.Tensor, target, keys: torch.Tensor | None = None, progress=None) -> torch.Tensor:
         """At the generator's input size: one pass, x + ε·PG(x). On whole photos (``pdbench protect``'s
