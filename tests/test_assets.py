@@ -1,6 +1,7 @@
 """The asset store: lookup, checksums, clear errors, fetch and import."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -187,3 +188,16 @@ def test_missing_registry_asset_says_how_to_fetch_it(tmp_path, monkeypatch):
         A.resolve("mtcnn-pnet")
     msg = str(e.value)
     assert "facenet-pytorch==2.6.0" in msg and "pdbench assets fetch mtcnn-pnet" in msg and str(tmp_path / "cache") in msg
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in A.ASSETS.items() if s.builtin))
+def test_every_shipped_weight_file_with_one_changed_byte_is_refused(name, tmp_path):
+    """The checksum guards each weight file pdbench ships: a copy with one byte changed is refused when
+    loaded as that asset, before any tensor is read."""
+    spec = A.ASSETS[name]
+    bad = tmp_path / Path(spec.path).name
+    raw = bytearray(spec.location().read_bytes())
+    raw[-3] ^= 0x01
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(AssetCorruptError):
+        A.load_state_dict(bad, asset=replace(spec, builtin=False, path=str(bad)))
