@@ -33,6 +33,21 @@ transfer target acts on the published photo (:func:`_protect`). The tidy table's
 ``generator`` is its target); ``results.json`` keeps the transfer means under ``transfer`` and R_TE
 per (defense, source → target) under ``aggregates.te`` (:func:`pdbench.report.pdb.te_aggregates`).
 
+**Face swaps** (a ``swap: {role: source|target}`` block; needed by a swapper that reads a partner photo,
+SimSwap): every protected photo is one side of a swap whose other side, its *partner*, is a photo of a
+different person (``swap.identities``, CelebA's ``identity_CelebA.txt`` by default) from the same pool
+(the held-out split), drawn by the swap seed and the photo's name (:func:`swap_partners`). ``role``
+says which side the protected photo is: ``source`` (it gives the identity; the partner is the face it is
+pasted onto) or ``target`` (the face the partner's identity is pasted onto). A swapper whose identities
+are its decoders (aeswap, ``protected_role = "target"``) takes the target role only and brings its own
+pairs (``G.swap_pairs``: its held-out photos of its identities, each to the other's decoder). A defense
+attacks that one swap per photo (:func:`swap_target`); a swap cell's rows are the configured disruption
+metrics (G(pair) vs G(protected pair)) and the swap metrics (:func:`swap_metric_info`: closer to source
+and cosines per identity judge, landmark NME, background L1) of the protected swap and, as
+``clean_swap_*``, of the clean swap, both against the clean source and target. The role and the
+partners are in the cells' keys and the role in the content key; results.json records the role, the
+pairs and the swap metrics (``swap``), summary.md has a face swap table.
+
 An executor runs the cells: :class:`LocalExecutor` (one after another, in this process, the default) or
 :class:`~pdbench.bench.ray_executor.RayExecutor` (Ray tasks on a local or multi-node cluster, imported
 only when asked for). Both follow one interface, ``run(cells, asset_dir, on_progress) -> iterator of

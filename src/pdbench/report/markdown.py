@@ -91,13 +91,17 @@ def _transfer_lines(meta: dict, cols: list[str]) -> list[str]:
     return lines + _undefined_lines(tr.get("summary", []), transfer=True) + [""]
 
 
+def _undefined(entry: dict) -> dict:
+    """A summary entry's undefined counts, but the swap metrics' (a judge that finds no face: the face
+    swap table's "–")."""
+    return {m: k for m, k in (entry.get("undefined") or {}).items() if not m.startswith(("swap_", "clean_swap_"))}
+
+
 def _undefined_lines(summary: list[dict], transfer: bool = False) -> list[str]:
     """A note per cell where some images had no value (NaN: left out of the means)."""
     out = []
     for e in summary:
-        for m, k in (e.get("undefined") or {}).items():
-            if m.startswith(("swap_", "clean_swap_")):
-                continue  # a judge that finds no face: the face swap table's "–"
+        for m, k in _undefined(e).items():
             g = f"{e['source']} → {e['target']}" if transfer else e["generator"]
             out.append(f"- {g} / {e['defense']} / {e['setting']}: `{m}` undefined for {k} of "
                        f"{e.get('n_images', '?')} image(s), left out of its mean")
@@ -123,13 +127,13 @@ def compact_table(meta: dict, width: int = 100) -> str:
         for c in cols + ["protect_seconds_per_image"]:
             v = e.get(c)
             vals.append("–" if v is None else (f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"))
-        undefined = sum((e.get("undefined") or {}).values())
+        undefined = sum(_undefined(e).values())
         body.append(([e["generator"]] if several else []) + [e["defense"], e["setting"] + ("*" if undefined else "")] + vals)
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     fmt = lambda r: "  ".join(x.ljust(w) if i < len(head) - len(cols) - 1 else x.rjust(w)  # noqa: E731
                               for i, (x, w) in enumerate(zip(r, widths)))
     lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
-    if any(e.get("undefined") for e in summary):
+    if any(_undefined(e) for e in summary):
         lines.append("* some images had undefined values (left out of the means; see summary.md)")
     return "\n".join(lines + _te_lines(meta))
 
