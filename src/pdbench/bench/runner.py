@@ -275,7 +275,8 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
         if "asset" in cfg.dataset and (pairs is None or "source" not in pairs):
             spec = ASSETS.get(cfg.dataset["asset"])
             attrs = [spec.location() / cfg.dataset["attrs"]] if cfg.dataset.get("attrs") else []
-            verify_files(spec, files + attrs + (pairs["partners"] if pairs else []))
+            ids = [pairs["identities"]] if pairs and pairs["identities"].is_relative_to(spec.location()) else []
+            verify_files(spec, files + attrs + (pairs["partners"] + ids if pairs else []))
         weights = _fingerprint(G)
         views[label] = {"G": G, "folder": folder, "idx": idx, "files": files, "weights": weights, "pairs": pairs,
                         "cache": out / "cache" / f"{gspec['name']}-{_key([gspec, weights])}"}
@@ -387,7 +388,7 @@ def swap_partners(cfg: BenchConfig, folder: FaceFolder, idx: list[int]) -> dict:
             raise InputError(f"config: every photo of the dataset's pool is of the same person as {folder.files[i].name}; "
                              "a swap needs photos of at least two people")
         out.append(random.Random(f"{seed}:{folder.files[i].name}").choice(others))
-    return {"partners": [folder.files[j] for j in out], "partner_names": folder.names(out),
+    return {"partners": [folder.files[j] for j in out], "partner_names": folder.names(out), "identities": path,
             "pairs": f"each photo with a photo of a different person (by {path.name}) from the same pool, drawn by "
                      f"seed {seed}"}
 
