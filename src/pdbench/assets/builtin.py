@@ -56,7 +56,7 @@ ASSETS = [
     AssetSpec(
         name="attentiongan-celeba-64-pdbench",
         path="attentiongan_celeba64_pdbench.safetensors",
-        sha256="30b7f9315b6a6090891dab35024187e8c0786430550b58e7ed0a2396ea8379c1",
+        sha256="9d193042ec5ca0b97d385a6293318cdeee94df55950c803fb1bb3a824f88550d",
         size=1084128,
         source="trained by pdbench (`pdbench train attentiongan --init stargan-celeba-64-pdbench`), see "
                "docs/model-cards/attentiongan-celeba-64-pdbench.md",
