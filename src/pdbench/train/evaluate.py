@@ -7,6 +7,10 @@ columns 28–72 %) and *mouth* (rows 68–86 %, columns 32–68 %) are bands aro
 on CelebA's crops (mean eye height 52 %, mouth 76 %). A hair-colour edit should change the hair region
 much more than the face; gender and age edits should change the face; eyeglasses the eyes, a
 moustache or an open mouth the mouth.
+
+:func:`identity_report` asks whether the deepfake still shows the person: the cosine of MobileFaceNet
+embeddings (CelebA box) between a photo and its unprotected edit G(x, c). An editor that has already
+lost the person makes identity metrics of a defense (CIDR, ID similarity) meaningless.
 """
 
 from __future__ import annotations
@@ -48,6 +52,25 @@ def edit_report(G, x: torch.Tensor, labels: torch.Tensor) -> dict:
     out["cycle_l1"] = sum(rec) / len(rec)  # G(G(x, c_trg), c_org) vs x
     out["self_l1"] = float((same - x).abs().mean())  # G(x, c_org) vs x
     return out
+
+
+@torch.inference_mode()
+def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 16) -> dict:
+    """Mean cosine similarity of MobileFaceNet embeddings (``pdbench.faces.identity``, CelebA box): photo vs
+    G(x, c) for each official edit (``edits``, and their mean ``mean_edit``), photo vs the reconstruction
+    G(x, c_org), and photo vs another face of the batch (``other_face``: the level of a stranger)."""
+    from ..faces.identity import get_embedder
+    from ..metrics.base import in_chunks
+
+    emb = get_embedder("celeba", x.device)
+    n = x.shape[0]
+    embed = lambda imgs: in_chunks(emb, imgs.clamp(-1, 1), size=batch)  # noqa: E731
+    run = lambda c: in_chunks(G.generate, x, c.to(x.device), size=batch)  # noqa: E731
+    e_x = embed(x)
+    cos = {name: float((e_x * embed(run(c))).sum(1).mean()) for name, c in zip(G.condition_names, G.conditions(labels, n))}
+    return {"edits": cos, "mean_edit": sum(cos.values()) / len(cos),
+            "reconstruction": float((e_x * embed(run(G.unedited(labels, n)))).sum(1).mean()),
+            "other_face": float((e_x * e_x.roll(1, 0)).sum(1).mean())}
 
 
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair")
