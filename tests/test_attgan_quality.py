@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import held_out_fid
 
 from pdbench.assets import ASSETS, verify
 from pdbench.train.evaluate import edit_report, identity_report
@@ -55,3 +56,12 @@ def test_its_deepfakes_keep_the_person(attgan_test_batch):
     for edit, cos in rep["edits"].items():
         assert cos > 0.3, (edit, rep)  # 0.38–0.51 on these 32 (stranger 0.00)
     assert rep["reconstruction"] > 0.4, rep  # 0.54
+
+
+def test_fid_of_its_outputs(attgan_test_batch, celeba_dir):
+    """FID of its edits and reconstructions against real held-out faces (the card's protocol, at n = 32):
+    above the real-vs-real floor of the same n, far below the shipped StarGAN's."""
+    rep = held_out_fid(attgan_test_batch[0], celeba_dir)
+    print(rep)
+    floor = rep["real_vs_real"]  # 119.7; reconstruction 192.4, edits 200.6 (StarGAN's 360.1 and 363.0)
+    assert floor + 30 < rep["reconstruction"] and floor + 30 < rep["edited"] < 2.0 * floor, rep

@@ -73,6 +73,28 @@ def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 16) -
             "other_face": float((e_x * e_x.roll(1, 0)).sum(1).mean())}
 
 
+@torch.inference_mode()
+def fid_report(G, x_a: torch.Tensor, x_b: torch.Tensor, labels_b: torch.Tensor | None, batch: int = 50) -> dict:
+    """FIDs of a generator's outputs against real faces (the model cards' protocol, ``fid_generators.py``):
+    two disjoint sets of n held-out faces A and B; ``real_vs_real`` FID(A, B), the floor that n alone
+    gives; ``edited`` FID(A, G(B, c)) with each face of B edited once, the official edits taken in turn;
+    ``reconstruction`` FID(A, G(B, c_org)). FID is biased upward at small n: compare only equal n."""
+    from ..metrics.base import in_chunks
+    from ..metrics.fid import features, fid_from_features
+
+    device = x_b.device
+    n = x_b.shape[0]
+    labels_b = None if labels_b is None else labels_b.to(device)
+    cs = G.conditions(labels_b, n).to(device)  # (K, n, C): the official edits
+    ar = torch.arange(n, device=device)
+    edited = in_chunks(G.generate, x_b, cs[ar % cs.shape[0], ar], size=batch).clamp(-1, 1)
+    recon = in_chunks(G.generate, x_b, G.unedited(labels_b, n).to(device), size=batch).clamp(-1, 1)
+    f_a, f_b = features(x_a, device), features(x_b, device)
+    return {"n": n, "real_vs_real": round(fid_from_features(f_a, f_b), 2),
+            "edited": round(fid_from_features(f_a, features(edited, device)), 2),
+            "reconstruction": round(fid_from_features(f_a, features(recon, device)), 2)}
+
+
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair")
 
 
