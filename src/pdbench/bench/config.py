@@ -15,6 +15,8 @@ Example::
     transfer: {from: [stargan, attgan], to: [stargan, attgan]}   # optional: the R_TE matrix
                                           # (settings: [none] judges the targets unprocessed only)
     publish: native                       # optional: model-input (PDB's protocol, default) or native
+    swap: {role: source}                  # face swappers (simswap, aeswap): the protected photo is the
+                                          # source identity or the target face (see pdbench.bench.runner)
 
 A dataset is either ``path`` (any folder of photos, with optional ``attrs`` file) or ``asset`` (a
 dataset from the asset store, with ``images``/``attrs`` relative to it).
@@ -29,7 +31,7 @@ from pathlib import Path
 from ..errors import InputError, PdbenchError
 from ..registry import spec_label, spec_params
 from .schema import (PUBLISH_MODES, SEED_MAX, _int, _str, check_dataset, check_executor, check_finite, check_params,
-                     check_publish, check_top, check_transfer, did_you_mean)
+                     check_publish, check_swap, check_swappers, check_top, check_transfer, did_you_mean)
 
 
 def _norm_list(items, what: str) -> list[dict]:
@@ -124,6 +126,16 @@ def validate(cfg: "BenchConfig") -> list:
             raise InputError(f"config: {what} lists {dup[0]!r} twice; each entry must differ")
     if cfg.transfer is not None:
         check_transfer(cfg.transfer, [spec_label(g) for g in cfg.generators], [t.label() for t in settings])
+    classes = {spec_label(g): GENERATORS.get(g["name"]) for g in cfg.generators}
+    if cfg.swap is not None:
+        cfg.swap = check_swap(cfg.swap, classes)
+    check_swappers(classes, cfg.swap)
+    if cfg.transfer is not None:
+        swappers = [g for g in set(cfg.transfer["from"]) | set(cfg.transfer["to"])
+                    if getattr(classes.get(g), "kind", "attribute") == "swap"]
+        if swappers:
+            raise InputError(f"config: transfer names the face swapper {sorted(swappers)[0]!r}; transfer between "
+                             "generators is for attribute editors only: leave swappers out of transfer")
     return settings
 
 
@@ -144,6 +156,7 @@ class BenchConfig:
     metric_specs: list[dict] = field(default_factory=list)  # {"name": ..., **params}, parallel to metrics
     transfer: dict | None = None  # {"from": [generator labels], "to": [...]}: the source × target matrix (R_TE)
     publish: str = PUBLISH_MODES[0]  # "model-input" (PDB's protocol) or "native" (pdbench.publish)
+    swap: dict | None = None  # {"role": "source"|"target", "identities", "judges", "seed"}: face swappers' pairs
 
     def __post_init__(self) -> None:
         if not self.metric_specs:
@@ -158,6 +171,8 @@ class BenchConfig:
             d["transfer"] = self.transfer
         if self.publish != PUBLISH_MODES[0]:  # likewise: model-input configs keep their content key
             d["publish"] = self.publish
+        if self.swap is not None:  # likewise; the role is part of the content key
+            d["swap"] = self.swap
         return d
 
     def content_key(self) -> str:
@@ -194,6 +209,7 @@ class BenchConfig:
             batch_size=int(d.get("batch_size", 16)), device=str(d.get("device", "cpu")),
             out=str(d.get("out", "results")), seed=int(d.get("seed", 0)), transfer=transfer,
             executor=d.get("executor", "local"), publish=d.get("publish", PUBLISH_MODES[0]),
+            swap=check_swap(d["swap"]) if "swap" in d else None,
         ).checked()
 
     def checked(self) -> "BenchConfig":

@@ -33,6 +33,21 @@ transfer target acts on the published photo (:func:`_protect`). The tidy table's
 ``generator`` is its target); ``results.json`` keeps the transfer means under ``transfer`` and R_TE
 per (defense, source → target) under ``aggregates.te`` (:func:`pdbench.report.pdb.te_aggregates`).
 
+**Face swaps** (a ``swap: {role: source|target}`` block; needed by a swapper that reads a partner photo,
+SimSwap): every protected photo is one side of a swap whose other side, its *partner*, is a photo of a
+different person (``swap.identities``, CelebA's ``identity_CelebA.txt`` by default) from the same pool
+(the held-out split), drawn by the swap seed and the photo's name (:func:`swap_partners`). ``role``
+says which side the protected photo is: ``source`` (it gives the identity; the partner is the face it is
+pasted onto) or ``target`` (the face the partner's identity is pasted onto). A swapper whose identities
+are its decoders (aeswap, ``protected_role = "target"``) takes the target role only and brings its own
+pairs (``G.swap_pairs``: its held-out photos of its identities, each to the other's decoder). A defense
+attacks that one swap per photo (:func:`swap_target`); a swap cell's rows are the configured disruption
+metrics (G(pair) vs G(protected pair)) and the swap metrics (:func:`swap_metric_info`: closer to source
+and cosines per identity judge, landmark NME, background L1) of the protected swap and, as
+``clean_swap_*``, of the clean swap, both against the clean source and target. The role and the
+partners are in the cells' keys and the role in the content key; results.json records the role, the
+pairs and the swap metrics (``swap``), summary.md has a face swap table.
+
 An executor runs the cells: :class:`LocalExecutor` (one after another, in this process, the default) or
 :class:`~pdbench.bench.ray_executor.RayExecutor` (Ray tasks on a local or multi-node cluster, imported
 only when asked for). Both follow one interface, ``run(cells, asset_dir, on_progress) -> iterator of
@@ -66,7 +81,7 @@ from ..data.folder import _load_image, preprocess
 from ..defenses import get_defense
 from ..defenses.base import takes_progress
 from ..errors import AssetCorruptError, InputError, PdbenchError
-from ..generators import Target, get_generator
+from ..generators import Condition, Target, TargetMember, get_generator
 from ..io import torch_save, write_text
 from ..metrics import MetricInputs, get_metric
 from ..registry import spec_label, spec_params
@@ -139,10 +154,18 @@ class Cell:
     transfer: list = field(default_factory=list)  # TransferTarget: the other generators that judge this x_adv
     transfer_settings: list | None = None  # the transfer block's ``settings`` (labels / probe sets); None: all
     publish: str = "model-input"  # the config's publish mode (pdbench.publish): "model-input" or "native"
+    swap_role: str | None = None  # a face swap: what the protected photos are ("source" or "target"), else None
+    partners: list = field(default_factory=list)  # a swap: each photo's partner (the other side of its swap), paths
+    partner_sha256: list = field(default_factory=list)
+    partner_names: list = field(default_factory=list)
+    judges: list = field(default_factory=list)  # a swap: the identity judges of its swap metrics
 
     @property
     def batch_dir(self) -> Path:
-        return Path(self.cache) / f"b{self.batch:04d}-{_key([self.sha256, self.indices, self.labels, self.resolution, self.crop])}"
+        what = [self.sha256, self.indices, self.labels, self.resolution, self.crop]
+        if self.swap_role is not None:  # attribute editors keep their old keys
+            what += [self.swap_role, self.partner_sha256]
+        return Path(self.cache) / f"b{self.batch:04d}-{_key(what)}"
 
     @property
     def defense_key(self) -> str:
@@ -151,8 +174,13 @@ class Cell:
 
     def setting_file(self, t) -> Path:
         """Rows of setting ``t`` (a Transform): keyed by its label, name and parameters, the metrics and their weights."""
-        what = [t.label(), t.name, t.params, self.metrics, self.metrics_key]
+        what = [t.label(), t.name, t.params, self.metrics, self.metrics_key] + ([self.judges] if self.swap_role else [])
         return self.batch_dir / self.defense_key / f"rows-{_key(what)}.json"
+
+    @property
+    def swap_clean_file(self) -> Path:
+        """A swap's metrics of its clean swaps (the same for every defense and setting of the batch)."""
+        return self.batch_dir / f"swap-clean-{_key([self.judges, self.metrics_key])}.json"
 
     @property
     def adv_file(self) -> Path:
@@ -169,7 +197,8 @@ class Cell:
 
     def cache_files(self) -> list[Path]:
         """Every cache file of this cell (what a worker that computed it ships back to the driver)."""
-        return [self.clean_file, self.adv_file, *(self.setting_file(t) for t in self.settings),
+        return [self.clean_file, *([self.swap_clean_file] if self.swap_role else []), self.adv_file,
+                *(self.setting_file(t) for t in self.settings),
                 *(self.transfer_file(tt, t) for tt in self.transfer for t in self.judged_settings), self.timing_file]
 
     def label(self) -> str:
@@ -229,22 +258,37 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
     for gspec in cfg.generators:
         G = _generator(gspec, str(device))
         pre = G.preprocessing  # these weights' record: crop, size, ...
-        folder = open_dataset(cfg.dataset, pre.size, pre.crop)
-        idx = select_images(folder, cfg.dataset)
+        label = spec_label(gspec)
+        swap = cfg.swap if getattr(G, "kind", "attribute") == "swap" else None
+        if swap is not None and hasattr(G, "swap_pairs"):  # identities in its weights: its own held-out pairs
+            folder, idx, partner_idx, who = G.swap_pairs(cfg.dataset.get("n"), _swap_seed(cfg))
+            pairs = {"partners": [folder.files[j] for j in partner_idx], "partner_names": folder.names(partner_idx),
+                     "labels": torch.eye(len(G.attributes))[who], "source": G.pairs_asset,
+                     "pairs": f"{G.name}'s held-out {G.pairs_asset} photos of its identities ({', '.join(G.attributes)}), "
+                              "each swapped to the other's decoder (the dataset section does not apply)"}
+            verify_files(ASSETS.get(G.pairs_asset), [folder.files[i] for i in idx] + pairs["partners"])
+        else:
+            folder = open_dataset(cfg.dataset, pre.size, pre.crop)
+            idx = select_images(folder, cfg.dataset)
+            pairs = None if swap is None else swap_partners(cfg, folder, idx)
         files = [folder.files[i] for i in idx]
-        if "asset" in cfg.dataset:
+        if "asset" in cfg.dataset and (pairs is None or "source" not in pairs):
             spec = ASSETS.get(cfg.dataset["asset"])
             attrs = [spec.location() / cfg.dataset["attrs"]] if cfg.dataset.get("attrs") else []
-            verify_files(spec, files + attrs)
+            ids = [pairs["identities"]] if pairs and pairs["identities"].is_relative_to(spec.location()) else []
+            verify_files(spec, files + attrs + (pairs["partners"] + ids if pairs else []))
         weights = _fingerprint(G)
-        label = spec_label(gspec)
-        views[label] = {"G": G, "folder": folder, "idx": idx, "files": files, "weights": weights,
+        views[label] = {"G": G, "folder": folder, "idx": idx, "files": files, "weights": weights, "pairs": pairs,
                         "cache": out / "cache" / f"{gspec['name']}-{_key([gspec, weights])}"}
         plan.generators[label] = {"resolution": G.resolution, "crop": pre.crop, "n_images": len(idx),
                                   "weights": weights, "conditions": list(G.condition_names)}
         if getattr(G, "kind", "attribute") == "swap":  # a face swap: say which role the protected photo plays
             plan.generators[label]["kind"] = "swap"
             plan.generators[label]["protected_role"] = getattr(G, "protected_role", None)
+        if swap is not None:
+            plan.generators[label].update(
+                conditions=["swap"], protected_role=swap["role"], judges=list(swap["judges"]), pairs=pairs["pairs"],
+                swap_pairs=[[a, b] for a, b in zip(folder.names(idx), pairs["partner_names"])])
         if getattr(G, "experimental", None):  # weights whose edits are not yet real enough to report on
             plan.generators[label]["experimental"] = str(G.experimental)
             print(f"pdbench: warning: generator {label!r} has experimental weights ({G.experimental}); "
@@ -257,7 +301,13 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
         pre = G.preprocessing
         hashes = [sha256_file(p) for p in files]
         names = folder.names(idx)
-        labels = folder.labels(G.attributes, idx) if getattr(G, "attributes", None) else None
+        pairs = v["pairs"]
+        if pairs is not None:
+            labels = pairs.get("labels")  # a swapper whose identities are its decoders: each photo's own
+            partners = [str(p) for p in pairs["partners"]]
+            partner_hashes = [sha256_file(Path(p)) for p in partners]
+        else:
+            labels = folder.labels(G.attributes, idx) if getattr(G, "attributes", None) else None
         targets = [t for t in transfer["to"] if t != label] if label in transfer["from"] else []
         starts = list(range(0, len(idx), cfg.batch_size))
         for b, i0 in enumerate(starts):
@@ -272,8 +322,124 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
                     files=[str(p) for p in files[sl]], sha256=hashes[sl], names=names[sl], indices=list(idx[sl]),
                     labels=None if labels is None else labels[sl].tolist(), resolution=pre.size, crop=pre.crop,
                     device=str(device), cache=str(v["cache"]), metrics_key=mkey, transfer=list(judges),
-                    transfer_settings=transfer.get("settings"), publish=cfg.publish))
+                    transfer_settings=transfer.get("settings"), publish=cfg.publish,
+                    **({} if pairs is None else {
+                        "swap_role": cfg.swap["role"], "partners": partners[sl], "partner_sha256": partner_hashes[sl],
+                        "partner_names": pairs["partner_names"][sl], "judges": list(cfg.swap["judges"])})))
     return plan
+
+
+# -- face swaps ------------------------------------------------------------------------------------------
+
+def _swap_seed(cfg: BenchConfig) -> int:
+    s = cfg.swap.get("seed")
+    return int(cfg.dataset.get("seed", 0) if s is None else s)
+
+
+def identity_file(cfg: BenchConfig) -> Path:
+    """The dataset's identity file (``swap.identities``): relative to the asset (as ``attrs``) or a path; by
+    default CelebA's ``identity_CelebA.txt`` beside the images or in the folder above them."""
+    from ..train.simswap import IDENTITY_FILE
+
+    ds, given = cfg.dataset, cfg.swap.get("identities")
+    if "asset" in ds:
+        root = resolve(ASSETS.get(ds["asset"]).name, check=False)
+        images = root / ds.get("images", "")
+        if given:
+            return root / given
+    else:
+        images = Path(os.path.expandvars(ds["path"])).expanduser()
+        if given:
+            return Path(os.path.expandvars(given)).expanduser()
+    for d in (images, images.parent):
+        if (d / IDENTITY_FILE).is_file():
+            return d / IDENTITY_FILE
+    raise InputError(f"config: swap needs to know who is who in the dataset: no {IDENTITY_FILE} in {images} or its "
+                     "parent; give swap.identities (a file of 'name id' lines, as CelebA's)")
+
+
+def swap_partners(cfg: BenchConfig, folder: FaceFolder, idx: list[int]) -> dict:
+    """Each protected photo's partner: a photo of a *different* person (by the identity file) from the same
+    pool the photos are drawn from (the dataset's held-out split, when it has one), drawn by the swap
+    seed and the photo's name alone (so a photo keeps its partner whatever n is)."""
+    import random
+
+    from ..train.simswap import read_identities
+
+    path = identity_file(cfg)
+    if not path.is_file():
+        raise InputError(f"config: swap.identities {path} does not exist; give CelebA's identity_CelebA.txt "
+                         "(or a file of 'name id' lines) relative to the dataset")
+    ids = read_identities(path)
+    pool = list(range(len(folder)))
+    if cfg.dataset.get("holdout"):
+        train, test = folder.split(int(cfg.dataset["holdout"]))
+        pool = test if cfg.dataset.get("split", "test") == "test" else train
+    unknown = [folder.files[i].name for i in set(pool) | set(idx) if folder.files[i].stem not in ids]
+    if unknown:
+        raise InputError(f"config: {len(unknown)} photo(s) of the dataset have no row in {path} (e.g. {sorted(unknown)[0]}); "
+                         "give the identity file of these photos (swap.identities)")
+    person = {i: ids[folder.files[i].stem] for i in pool}
+    seed, out = _swap_seed(cfg), []
+    for i in idx:
+        me = ids[folder.files[i].stem]
+        others = [j for j in pool if person[j] != me]
+        if not others:
+            raise InputError(f"config: every photo of the dataset's pool is of the same person as {folder.files[i].name}; "
+                             "a swap needs photos of at least two people")
+        out.append(random.Random(f"{seed}:{folder.files[i].name}").choice(others))
+    return {"partners": [folder.files[j] for j in out], "partner_names": folder.names(out), "identities": path,
+            "pairs": f"each photo with a photo of a different person (by {path.name}) from the same pool, drawn by "
+                     f"seed {seed}"}
+
+
+def swap_sides(role: str, x: torch.Tensor, partner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(source, target) photos of each swap: the protected photos x are the source or the target."""
+    return (x, partner) if role == "source" else (partner, x)
+
+
+def swap_target(G, x_partner: torch.Tensor, labels: torch.Tensor | None, role: str, n: int) -> Target:
+    """What a defense attacks for a swapper: one swap per photo (K = 1), with its partner as the reference
+    image (SimSwap) or, for a swapper whose identities are its decoders (aeswap), the other decoder."""
+    if "reference" in G.inputs:
+        cond = Condition(reference=x_partner.unsqueeze(0), role=role, names=("swap",))
+    else:
+        cond = Condition(attrs=G.swap_condition(labels, n), names=("swap",))
+    return Target([TargetMember(G, cond)])
+
+
+# per-image swap metrics of one set of swaps: name -> (what it is, direction for the protected swap)
+def swap_metric_info(judges: list[str]) -> dict:
+    info = {}
+    for j in judges:
+        info[f"swap_closer_{j}"] = ("1 when the swap is closer in identity (" + j + ") to the source than to the "
+                                    "target, else 0; its mean is the closer-to-source rate", "lower=more disrupted")
+        info[f"swap_cos_source_{j}"] = (f"cosine of the swap's and the source's {j} embeddings", "lower=more disrupted")
+        info[f"swap_cos_target_{j}"] = (f"cosine of the swap's and the target's {j} embeddings", "")
+    info["swap_landmark_nme"] = ("5-point landmark distance of the swap to the target / inter-ocular distance",
+                                 "higher=more disrupted")
+    info["swap_background_l1"] = ("mean |swap − target| outside the target's face ([-1, 1] scale)", "higher=more disrupted")
+    return info
+
+
+def swap_values(out: torch.Tensor, source: torch.Tensor, target: torch.Tensor, judges: list[str], memo: dict,
+                prefix: str = "") -> dict[str, list[float]]:
+    """Per-image swap metrics (:mod:`pdbench.metrics.swap`) of swaps ``out`` (N, 3, H, W) against their clean
+    source and target photos; names of :func:`swap_metric_info`, with ``prefix``."""
+    from ..metrics.swap import swap_identity, swap_keep
+
+    out = out.detach().nan_to_num(0.0).clamp(-1, 1)
+    ident = swap_identity(out, source, target, tuple(judges), memo)
+    keep = swap_keep(out, target, memo)
+    vals = {}
+    for j in judges:
+        r = ident[j]
+        vals[f"{prefix}swap_closer_{j}"] = r["closer"].tolist()
+        vals[f"{prefix}swap_cos_source_{j}"] = r["to_source"].tolist()
+        vals[f"{prefix}swap_cos_target_{j}"] = r["to_target"].tolist()
+    vals[f"{prefix}swap_landmark_nme"] = keep["landmark_nme"].tolist()
+    vals[f"{prefix}swap_background_l1"] = keep["background_l1"].tolist()
+    return vals
 
 
 def _transfer_target(v: dict, files: list[Path], gspec: dict) -> TransferTarget:
@@ -379,9 +545,16 @@ def _batch(cell: Cell, G, device) -> dict:
     for path, want in zip(cell.files, cell.sha256):
         if sha256_file(Path(path)) != want:
             raise InputError(f"{path} changed since the run was planned; run the same command again")
-    x = from_uint8(np.stack([preprocess(_load_image(Path(p)), cell.resolution, cell.crop) for p in cell.files])).to(device)
+    for path, want in zip(cell.partners, cell.partner_sha256):
+        if sha256_file(Path(path)) != want:
+            raise InputError(f"{path} changed since the run was planned; run the same command again")
+    load = lambda files: from_uint8(np.stack([preprocess(_load_image(Path(p)), cell.resolution, cell.crop)  # noqa: E731
+                                              for p in files])).to(device)
+    x = load(cell.files)
     labels = None if cell.labels is None else torch.tensor(cell.labels, dtype=torch.float32)
-    target = Target.of(G, labels, len(cell.files))
+    partner = load(cell.partners) if cell.swap_role else None
+    target = (Target.of(G, labels, len(cell.files)) if partner is None
+              else swap_target(G, partner, labels, cell.swap_role, len(cell.files)))
     clean = _read_cached(cell.clean_file, _load_pt(cell.clean_file, device))
     if clean is None:
         with torch.inference_mode():
@@ -389,8 +562,30 @@ def _batch(cell: Cell, G, device) -> dict:
         torch_save(clean.cpu(), cell.clean_file)
     while len(_BATCH) >= _BATCH_KEEP:  # the oldest first: a source's batch and its targets' views alternate
         _BATCH.pop(next(iter(_BATCH)))
-    _BATCH[key] = {"x": x, "target": target, "clean": clean.to(device), "x_memo": {}}
+    _BATCH[key] = {"x": x, "target": target, "clean": clean.to(device), "x_memo": {}, "partner": partner,
+                   "swap_memo": {}}
     return _BATCH[key]
+
+
+def _read_values(p: Path) -> dict:
+    d = json.loads(p.read_text())
+    if not isinstance(d, dict) or not all(isinstance(v, list) for v in d.values()):
+        raise ValueError("not a mapping of metric values")
+    return d
+
+
+def _swap_clean(cell: Cell, bt: dict) -> dict[str, list[float]]:
+    """The swap metrics of the batch's clean swaps (``clean_swap_*``), cached beside its clean outputs."""
+    held = bt.setdefault("swap_clean", {})
+    name = cell.swap_clean_file.name
+    if name not in held:
+        vals = _read_cached(cell.swap_clean_file, _read_values)
+        if vals is None:
+            source, target = swap_sides(cell.swap_role, bt["x"], bt["partner"])
+            vals = swap_values(bt["clean"][0], source, target, cell.judges, bt["swap_memo"], prefix="clean_")
+            write_text(cell.swap_clean_file, json.dumps(vals))
+        held[name] = vals
+    return held[name]
 
 
 def _finite_per_image(out: torch.Tensor) -> torch.Tensor:
@@ -519,9 +714,13 @@ def _setting_rows(cell: Cell, t, bt: dict, x_adv: torch.Tensor, metrics: list, t
                 raise PdbenchError(f"metric {mlab} returned shape {tuple(getattr(v, 'shape', ()))}, "
                                    f"expected one value per image ({n},); fix the metric")
             values[mlab] = v.tolist()
+    if cell.swap_role is not None:  # a face swap: whose identity the clean and the protected swaps have
+        source, target_img = swap_sides(cell.swap_role, x, bt["partner"])
+        values.update(_swap_clean(cell, bt))
+        values.update(swap_values(out_adv[0], source, target_img, cell.judges, bt["swap_memo"]))
     values = _defended(cell, values, ok)
     return [{"image": name, **tags, "setting": lab, "metric": mlab, "value": values[mlab][j]}
-            for j, name in enumerate(cell.names) for mlab, _ in metrics]
+            for j, name in enumerate(cell.names) for mlab in values]
 
 
 def _publish_eps(cell: Cell) -> float:
@@ -748,6 +947,11 @@ def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device, run
     w.writerows({"source": r["generator"], "target": r["generator"], **r} for r in rows)  # white box: source = target
     write_text(out / "results.csv", buf.getvalue())
     meta["summary"] = summarise([r for r in rows if "source" not in r], cfg.metrics)
+    if cfg.swap is not None:
+        info = swap_metric_info(cfg.swap["judges"])
+        meta["swap"] = {**cfg.swap, "metrics": {
+            **{k: {"description": d, "direction": w, "of": "the swap of the protected photo"} for k, (d, w) in info.items()},
+            **{f"clean_{k}": {"description": d, "of": "the swap of the clean photo"} for k, (d, _) in info.items()}}}
     te_entries = None
     if cfg.transfer is not None:
         bb = summarise([r for r in rows if "source" in r], cfg.metrics)
@@ -786,7 +990,7 @@ def _grid(cells: list[Cell], dest: Path, device) -> Path:
     m = min(4, len(first.files))
     x = bt["x"][:m]
     labels = None if first.labels is None else torch.tensor(first.labels[:m], dtype=torch.float32)
-    target = Target.of(G, labels, m)
+    target = Target.of(G, labels, m) if first.swap_role is None else bt["target"].subset(slice(0, m))
     cols = {}
     for cell in cells:
         x_adv = torch.load(cell.adv_file, map_location=device, weights_only=True)["x_adv"][:m]

@@ -25,6 +25,7 @@ TOP_KEYS = {
     "transfer": "a mapping {from: [generators], to: [generators]}",
     "executor": "local, ray or {name: ray, address: ..., cpus_per_cell: ..., gpus_per_cell: ...}",
     "publish": "model-input (PDB's protocol, the default) or native (defenses and settings act on the published photo)",
+    "swap": "a mapping {role: source or target, identities: FILE, judges: [mobilefacenet, dlib], seed: N} (face swappers)",
 }
 PUBLISH_MODES = ("model-input", "native")  # pdbench.publish.MODES, in the config's order (default first)
 REQUIRED_TOP = ("dataset", "generators", "defenses", "metrics")
@@ -36,6 +37,14 @@ DATASET_KEYS = {
 TRANSFER_KEYS = {"from": "the source generators (perturbations are made against each)",
                  "to": "the target generators (each judges every source's perturbations)",
                  "settings": "the settings the targets judge under (default: all; TE needs only none)"}
+SWAP_KEYS = {"role": "source (the protected photo gives the identity) or target (it is the face the partner's identity "
+                     "goes onto)",
+             "identities": "who is who in the dataset: a 'name id' file (CelebA's identity_CelebA.txt), relative to the "
+                           "dataset like attrs; default identity_CelebA.txt beside the images or above them",
+             "judges": "the identity models that judge the swaps (default both: mobilefacenet, dlib)",
+             "seed": "an integer >= 0: which partner each photo gets (default the dataset's seed)"}
+SWAP_ROLES = ("source", "target")  # pdbench.generators.base.ROLES
+SWAP_JUDGES = ("mobilefacenet", "dlib")  # pdbench.metrics.swap.JUDGES
 # parameters the runner sets itself (not the user's to give)
 RUNNER_SET = {"generator": {"device"}, "defense": set(), "setting": set(), "metric": set()}
 
@@ -237,6 +246,59 @@ def check_params(kind: str, name: str, cls, params: dict) -> None:
             raise InputError(f"config: {kind} {name!r} parameter {k!r} is out of range ({v!r})")
         if k == "seed" and v < 0:
             raise InputError(f"config: {kind} {name!r} parameter 'seed' must be >= 0, got {v!r}")
+
+
+def check_swap(block, generators: dict[str, type] | None = None) -> dict:
+    """The ``swap`` block, normalised to ``{"role", "identities", "judges", "seed"}`` (``identities``/``seed``
+    None when not given). ``generators``: label -> registered class, to check that the run has a face
+    swapper, that a swapper that needs a partner photo (SimSwap) has the block, and that a swapper whose
+    identities live in its weights (aeswap: the protected photo is always the target) is not given
+    ``role: source``. Each problem is one line."""
+    if not isinstance(block, dict):
+        raise InputError(f"config: swap must be a mapping {{role: source or target}}, got {block!r}")
+    _unknown("swap", block, SWAP_KEYS)
+    role = block.get("role")
+    if role not in SWAP_ROLES:
+        hint = did_you_mean(role, SWAP_ROLES) if isinstance(role, str) else ""
+        raise InputError(f"config: swap.role must be source (the protected photo gives the identity) or target (the "
+                         f"protected photo is the face swapped onto), got {role!r}.{hint}")
+    ids = block.get("identities")
+    if ids is not None:
+        _str("swap.identities", ids)
+    judges = block.get("judges", list(SWAP_JUDGES))
+    judges = [judges] if isinstance(judges, str) else judges
+    if not isinstance(judges, list) or not judges:
+        raise InputError(f"config: swap.judges must be a non-empty list of {', '.join(SWAP_JUDGES)}, got {block.get('judges')!r}")
+    for j in judges:
+        if j not in SWAP_JUDGES:
+            raise InputError(f"config: swap.judges names {j!r}; known: {', '.join(SWAP_JUDGES)}."
+                             f"{did_you_mean(str(j), SWAP_JUDGES)}")
+        if judges.count(j) > 1:
+            raise InputError(f"config: swap.judges lists {j!r} twice; each judge once")
+    if block.get("seed") is not None:
+        _int("swap.seed", block["seed"], 0, SEED_MAX)
+    out = {"role": role, "identities": ids, "judges": list(judges), "seed": block.get("seed")}
+    if generators is not None:
+        swappers = {g: c for g, c in generators.items() if getattr(c, "kind", "attribute") == "swap"}
+        if not swappers:
+            raise InputError(f"config: swap is set but no generator is a face swapper ({', '.join(generators)}); "
+                             "add one (simswap, aeswap) or drop the swap block")
+        for g, c in swappers.items():
+            fixed = getattr(c, "protected_role", None)
+            if fixed is not None and fixed != role:
+                raise InputError(f"config: generator {g!r} takes the protected photo as the swap's {fixed} only (its "
+                                 f"identities are in its weights); use swap.role: {fixed} or run it in another config")
+    return out
+
+
+def check_swappers(generators: dict[str, type], swap: dict | None) -> None:
+    """Without a ``swap`` block, a swapper that needs a partner photo (a reference image) is one line."""
+    if swap is not None:
+        return
+    for g, c in generators.items():
+        if getattr(c, "kind", "attribute") == "swap" and "reference" in getattr(c, "inputs", ()):
+            raise InputError(f"config: generator {g!r} is a face swap: add swap: {{role: source}} (the protected photo "
+                             "gives the identity) or {role: target} (it is the face swapped onto) to build its pairs")
 
 
 def check_transfer(block, generators: list[str], settings: list[str] | None = None) -> dict:

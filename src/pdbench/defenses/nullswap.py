@@ -13,8 +13,10 @@ its losses, not by an ε-ball).
 
 It is trained black-box (``pdbench train nullswap``, :mod:`pdbench.train.nullswap`): through identity
 extractors only, never a generator, to lower cos(ID(x), ID(x_adv)) for each extractor, balanced by
-dynamic loss weighting. Without a face swapper in pdbench, its effect is measured as the identity
-similarity between a photo and its cloaked copy (benchmarks/nullswap.py); the swap metrics are open.
+dynamic loss weighting. Its effect is measured as the identity similarity between a photo and its
+cloaked copy (benchmarks/nullswap.py) and, in a run with a face swapper (a ``swap`` block, configs/swap.yaml),
+by the swap metrics of the cloaked photo's swap (:mod:`pdbench.bench.runner`; pdbench's swappers still
+have experimental weights).
 """
 
 from __future__ import annotations
@@ -138,8 +140,9 @@ class NullSwap(CheckpointDefense):
                   "norm": "none (image reconstruction; pdbench bounds δ by ε·tanh, L∞)"},
         reported={"abstract": "PSNR over 40 dB; cosine similarity of swapped identities ≈ 0.33 (summary of the paper)"},
         notes="pdbench ships a narrow network trained on 1 CPU thread against MobileFaceNet (068.ckpt) and the "
-              "ONNX MobileFaceNet; dlib's ResNet is held out as evaluator. No face swapper exists in pdbench yet: "
-              "identity similarity photo vs cloaked photo is reported instead of swap metrics.",
+              "ONNX MobileFaceNet; dlib's ResNet is held out as evaluator. pdbench's face swappers (simswap, aeswap) "
+              "have experimental weights, so identity similarity photo vs cloaked photo is reported; a run with a "
+              "swap block (configs/swap.yaml) measures the swap metrics.",
     )
 
     def load_checkpoint(self, checkpoint: str | None) -> nn.Module:

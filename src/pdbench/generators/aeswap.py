@@ -146,6 +146,7 @@ class AESwap(Generator):
     condition_names = tuple(f"to_{n}" for n in IDENTITIES)
     conditional_encoder = False
     protected_role = "target"  # what a protected photo is to this swapper (runs record it; see Condition.role)
+    pairs_asset = "lfw-gray-250"  # where its swap pairs come from in a run (swap_pairs): its identities' photos
     default_asset = ASSET
     experimental: str | None = ("pdbench's 64 px weights: 1,539 iterations on a CPU; on 64 held-out swaps the pasted "
                                 "output is closer in identity to the source than to the target for 25 % (MobileFaceNet) "
@@ -198,6 +199,34 @@ class AESwap(Generator):
     def swap_condition(self, labels: torch.Tensor, n: int) -> torch.Tensor:
         """Each photo to the *other* identity's decoder, (1, N, 2): the swap alone."""
         return self._onehot(1 - self._who(labels, n))[None]
+
+    def swap_pairs(self, n: int | None, seed: int = 0):
+        """The held-out swaps a benchmark run protects (the runner's ``swap`` block): ``(folder, targets,
+        sources, who)``. The targets are ``n`` (default and at most 2 × :data:`HOLDOUT`) held-out LFW photos
+        (never trained on), half of each identity (the first identity gets the odd one), chosen by ``seed``;
+        each is swapped to the *other* identity's decoder, and its source, for the identity judges, is a
+        held-out photo of that identity (drawn by ``seed`` and the target's name). ``who``: each target's own
+        identity (0/1, what :meth:`swap_condition` reads). Indices are into ``folder`` (a
+        :class:`~pdbench.data.FaceFolder` at this generator's preprocessing)."""
+        import random
+
+        from ..assets import resolve
+        from ..data import FaceFolder
+
+        pre = self.preprocessing
+        folder = FaceFolder(resolve(self.pairs_asset, check=False) / "images", pre.size, crop=pre.crop, check_files=False)
+        _, held = identity_split(folder.files)
+        total = sum(len(h) for h in held)
+        n = total if n is None else int(n)
+        if not 1 <= n <= total:
+            raise InputError(f"{self.name}: {n} swap pair(s) asked for; it has {total} held-out photos of its two "
+                             f"identities (set dataset.n to at most {total})")
+        rng = random.Random(seed)
+        picks = [sorted(rng.sample(held[0], (n + 1) // 2)), sorted(rng.sample(held[1], n // 2))]
+        targets = picks[0] + picks[1]
+        who = [0] * len(picks[0]) + [1] * len(picks[1])
+        sources = [random.Random(f"{seed}:{folder.files[t].name}").choice(held[1 - w]) for t, w in zip(targets, who)]
+        return folder, targets, sources, who
 
     # -- forward ---------------------------------------------------------------------------------
     def _check(self, x: torch.Tensor) -> None:

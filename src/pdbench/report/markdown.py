@@ -37,6 +37,7 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
         lines.append("| " + " | ".join([e["generator"], e["defense"], e["setting"]] + vals) + " |")
     lines += _undefined_lines(meta.get("summary", []))
     lines.append("")
+    lines += _swap_lines(meta)
     lines += _transfer_lines(meta, cols)
     if meta.get("aggregates"):
         lines.append(aggregates_table(meta["aggregates"]))
@@ -48,6 +49,33 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
 
 def _cell(v) -> str:
     return "–" if v is None else (f"{v:.2f}" if abs(v) >= 10 else f"{v:.4f}")
+
+
+def _swap_lines(meta: dict) -> list[str]:
+    """The face swaps' identity and keep metrics, clean swap → swap of the protected photo, per cell."""
+    sw = meta.get("swap")
+    if not sw:
+        return []
+    swappers = [g for g, gi in meta.get("generators", {}).items() if gi.get("kind") == "swap" and gi.get("judges")]
+    judges = sw.get("judges", [])
+    head = ["generator", "protected photo", "defense", "setting"] + [f"closer to source ({j}) ↓" for j in judges] + \
+        [f"cos to source ({j}) ↓" for j in judges] + ["landmark NME ↑", "background L1 ↑"]
+    lines = ["## Face swaps", "",
+             "Each protected photo is one side of a swap with a photo of a different person. Each value: the clean "
+             "photo's swap → the protected photo's swap, both judged against the clean source and target. Closer to "
+             "source: the share of swaps whose identity is nearer the source's than the target's (a protection "
+             "works when it falls); landmark NME and background L1 compare the swap with the target; – where the judge "
+             "found no face (a swap with no face counts as not closer to the source).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    keys = [f"swap_closer_{j}" for j in judges] + [f"swap_cos_source_{j}" for j in judges] + \
+        ["swap_landmark_nme", "swap_background_l1"]
+    for e in meta.get("summary", []):
+        if e["generator"] not in swappers:
+            continue
+        role = meta["generators"][e["generator"]].get("protected_role") or "?"
+        vals = [f"{_cell(e.get('clean_' + k))} → {_cell(e.get(k))}" for k in keys]
+        lines.append("| " + " | ".join([e["generator"], role, e["defense"], e["setting"]] + vals) + " |")
+    return lines + [""]
 
 
 def _transfer_lines(meta: dict, cols: list[str]) -> list[str]:
@@ -67,11 +95,17 @@ def _transfer_lines(meta: dict, cols: list[str]) -> list[str]:
     return lines + _undefined_lines(tr.get("summary", []), transfer=True) + [""]
 
 
+def _undefined(entry: dict) -> dict:
+    """A summary entry's undefined counts, but the swap metrics' (a judge that finds no face: the face
+    swap table's "–")."""
+    return {m: k for m, k in (entry.get("undefined") or {}).items() if not m.startswith(("swap_", "clean_swap_"))}
+
+
 def _undefined_lines(summary: list[dict], transfer: bool = False) -> list[str]:
     """A note per cell where some images had no value (NaN: left out of the means)."""
     out = []
     for e in summary:
-        for m, k in (e.get("undefined") or {}).items():
+        for m, k in _undefined(e).items():
             g = f"{e['source']} → {e['target']}" if transfer else e["generator"]
             out.append(f"- {g} / {e['defense']} / {e['setting']}: `{m}` undefined for {k} of "
                        f"{e.get('n_images', '?')} image(s), left out of its mean")
@@ -97,13 +131,13 @@ def compact_table(meta: dict, width: int = 100) -> str:
         for c in cols + ["protect_seconds_per_image"]:
             v = e.get(c)
             vals.append("–" if v is None else (f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"))
-        undefined = sum((e.get("undefined") or {}).values())
+        undefined = sum(_undefined(e).values())
         body.append(([e["generator"]] if several else []) + [e["defense"], e["setting"] + ("*" if undefined else "")] + vals)
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     fmt = lambda r: "  ".join(x.ljust(w) if i < len(head) - len(cols) - 1 else x.rjust(w)  # noqa: E731
                               for i, (x, w) in enumerate(zip(r, widths)))
     lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in body]
-    if any(e.get("undefined") for e in summary):
+    if any(_undefined(e) for e in summary):
         lines.append("* some images had undefined values (left out of the means; see summary.md)")
     return "\n".join(lines + _te_lines(meta))
 
