@@ -123,9 +123,10 @@ def test_train_cli_runs_and_resumes(celeba_dir, tmp_path):
 
 
 def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
-    """pdbench's AttentionGAN on 32 held-out faces, with margins on what the model card measures: the
-    edits are real but weak and the attention mask is not localised, so the weights are flagged
-    experimental (not for reported numbers); a user's checkpoint is not flagged."""
+    """pdbench's AttentionGAN (its full 2,600-iteration schedule) on 32 held-out faces, with margins on what
+    the model card measures: the attention mask learnt one face-centred map for every edit, so gender and
+    age edits act in the face but hair-colour edits act more in the face than in the hair; the weights are
+    flagged experimental (not for reported numbers); a user's checkpoint is not flagged."""
     from pdbench.assets import ASSETS, verify
     from pdbench.train.evaluate import edit_report, region_masks
 
@@ -138,13 +139,14 @@ def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
         att = {name: g.attention(x, c)[1][:, 0] for name, c in zip(g.condition_names, g.conditions(labels, x.shape[0]))}
     e = rep["edits"]
     print(rep)
-    for hair in ("to_Black_Hair", "to_Blond_Hair", "to_Brown_Hair"):  # measured 1.41, 1.10, 1.07 x
-        assert e[hair]["hair"] > 1.03 * e[hair]["face"] and e[hair]["hair"] > 0.05, (hair, e[hair])
-    assert e["to_Black_Hair"]["hair"] > 1.25 * e["to_Black_Hair"]["face"]
-    for edit in ("flip_Male", "flip_Young"):  # measured face 1.75, 1.54 x hair; 0.086 in the face
-        assert e[edit]["face"] > 1.3 * e[edit]["hair"] and e[edit]["face"] > 0.06, (edit, e[edit])
-    assert rep["cycle_l1"] < 0.13 and rep["self_l1"] < 0.12  # measured 0.094, 0.081 (StarGAN 0.14, 0.17)
+    for hair in ("to_Black_Hair", "to_Blond_Hair", "to_Brown_Hair"):  # hair/face measured 0.80, 0.51, 0.56
+        assert e[hair]["hair"] < 0.95 * e[hair]["face"], (hair, e[hair])  # not local: the card says so
+        assert e[hair]["hair"] > 0.025, (hair, e[hair])  # 0.036, 0.045, 0.031: weak but present
+    for edit in ("flip_Male", "flip_Young"):  # measured face 4.8, 4.4 x hair; 0.073, 0.077 in the face
+        assert e[edit]["face"] > 3 * e[edit]["hair"] and e[edit]["face"] > 0.06, (edit, e[edit])
+    assert rep["cycle_l1"] < 0.07 and rep["self_l1"] < 0.06  # measured 0.047, 0.040 (StarGAN 0.16, 0.18)
     m = region_masks(64, 64)
-    for name, a in att.items():  # trained down from 0.5 to about 0.26, but the same over hair and face
-        assert 0.15 < float(a.mean()) < 0.4, (name, float(a.mean()))
-        assert float(a[:, m["face"]].mean()) < 1.3 * float(a[:, m["hair"]].mean())
+    means = [float(a.mean()) for a in att.values()]
+    assert 0.06 < min(means) and max(means) < 0.16 and max(means) - min(means) < 0.03, means  # 0.10-0.11 for every edit
+    for name, a in att.items():  # the mask sits on the face (0.19-0.22) and not on the hair (0.06-0.08)
+        assert float(a[:, m["face"]].mean()) > 2 * float(a[:, m["hair"]].mean()), name

@@ -119,9 +119,10 @@ def test_train_cli_runs_and_resumes(celeba_dir, tmp_path):
 
 
 def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
-    """pdbench's Fixed-Point GAN on 32 held-out faces, with margins on what the model card measures: the
-    same-domain translation returns the photo (the fixed point), gender and age edits act on the face,
-    but the edits are weak and blond hair is not local, so the weights are flagged experimental."""
+    """pdbench's Fixed-Point GAN (3,000 iterations) on 32 held-out faces, with margins on what the model card
+    measures: the same-domain translation returns the photo (the fixed point), hair edits act in the hair and
+    gender and age edits in the face, but every edit is about a third of StarGAN's strength and brown hair is
+    only 1.18x local (StarGAN's quality test asks 1.2x), so the weights are flagged experimental."""
     from pdbench.assets import ASSETS, verify
     from pdbench.train.evaluate import edit_report
 
@@ -133,10 +134,11 @@ def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
         rep = edit_report(g, x, labels)
     e = rep["edits"]
     print(rep)
-    assert e["to_Black_Hair"]["hair"] > 1.25 * e["to_Black_Hair"]["face"]  # measured 1.38 x
-    for hair in ("to_Black_Hair", "to_Blond_Hair", "to_Brown_Hair"):  # 0.047, 0.062, 0.042 in the hair
-        assert e[hair]["hair"] > 0.035, (hair, e[hair])
-    assert e["to_Blond_Hair"]["hair"] < 1.1 * e["to_Blond_Hair"]["face"]  # not local (0.97 x): the card says so
-    for edit in ("flip_Male", "flip_Young"):  # measured face 2.2, 1.9 x hair; 0.053, 0.058 in the face
-        assert e[edit]["face"] > 1.5 * e[edit]["hair"] and e[edit]["face"] > 0.04, (edit, e[edit])
-    assert rep["self_l1"] < 0.08 and rep["cycle_l1"] < 0.11  # measured 0.063, 0.085 (StarGAN 0.17, 0.14)
+    assert e["to_Black_Hair"]["hair"] > 1.3 * e["to_Black_Hair"]["face"]  # measured 1.42 x
+    assert e["to_Blond_Hair"]["hair"] > 1.2 * e["to_Blond_Hair"]["face"]  # 1.31 x (329 iterations: 0.97 x)
+    assert e["to_Brown_Hair"]["hair"] > 1.08 * e["to_Brown_Hair"]["face"]  # 1.18 x: short of StarGAN's 1.2 x
+    for hair in ("to_Black_Hair", "to_Blond_Hair", "to_Brown_Hair"):  # 0.051, 0.075, 0.046 in the hair
+        assert e[hair]["hair"] > 0.038, (hair, e[hair])
+    for edit in ("flip_Male", "flip_Young"):  # measured face 2.1, 1.6 x hair; 0.058, 0.061 in the face
+        assert e[edit]["face"] > 1.4 * e[edit]["hair"] and e[edit]["face"] > 0.045, (edit, e[edit])
+    assert rep["self_l1"] < 0.075 and rep["cycle_l1"] < 0.095  # measured 0.061, 0.077 (StarGAN 0.18, 0.16)

@@ -56,7 +56,7 @@ ASSETS = [
     AssetSpec(
         name="attentiongan-celeba-64-pdbench",
         path="attentiongan_celeba64_pdbench.safetensors",
-        sha256="30b7f9315b6a6090891dab35024187e8c0786430550b58e7ed0a2396ea8379c1",
+        sha256="9d193042ec5ca0b97d385a6293318cdeee94df55950c803fb1bb3a824f88550d",
         size=1084128,
         source="trained by pdbench (`pdbench train attentiongan --init stargan-celeba-64-pdbench`), see "
                "docs/model-cards/attentiongan-celeba-64-pdbench.md",
@@ -82,8 +82,8 @@ ASSETS = [
     AssetSpec(
         name="fpgan-celeba-64-pdbench",
         path="fpgan_celeba64_pdbench.safetensors",
-        sha256="c2f4d81773c712fd5b623deacadb2eac7a6d75ead296cb0df2d8299d2d5fe281",
-        size=1082560,
+        sha256="5fe764168469156796eb2c30f38fb6cb954649bc39fef4eb8f16ba10b2a753b1",
+        size=1082568,
         source="trained by pdbench (`pdbench train fpgan --init stargan-celeba-64-pdbench`), see "
                "docs/model-cards/fpgan-celeba-64-pdbench.md",
         url=None,

@@ -50,8 +50,9 @@ class AttentionGAN(StarGAN):
     """AttentionGAN v1 (multi-domain) on StarGAN's five CelebA attributes and its five official test edits."""
 
     # why pdbench's own weights must not be used for reported numbers (a checkpoint path clears it)
-    experimental: str | None = ("pdbench's 64 px weights: 440 iterations fine-tuned from StarGAN on a CPU; edits about half "
-                                "StarGAN's strength, blond/brown hair barely local, the attention mask not localised "
+    experimental: str | None = ("pdbench's 64 px weights: 2,600 iterations (its full schedule) fine-tuned from StarGAN on a CPU; the "
+                                "attention mask settled on the face for every edit, so hair-colour edits act more in the "
+                                "face than in the hair, edits a fifth to a half of StarGAN's strength "
                                 "(docs/model-cards/attentiongan-celeba-64-pdbench.md); not for reported numbers")
 
     net_cls = AttentionGANNet

@@ -39,8 +39,8 @@ class FPGAN(StarGAN):
     """Fixed-Point GAN on StarGAN's five CelebA attributes and its five official test edits."""
 
     # why pdbench's own weights must not be used for reported numbers (a checkpoint path clears it)
-    experimental: str | None = ("pdbench's 64 px weights: 329 iterations fine-tuned from StarGAN on a CPU; edits about a third "
-                                "of StarGAN's strength, the blond-hair edit not local "
+    experimental: str | None = ("pdbench's 64 px weights: 3,000 iterations fine-tuned from StarGAN on a CPU; edits about a "
+                                "third of StarGAN's strength, the brown-hair edit only 1.18x more in the hair than the face "
                                 "(docs/model-cards/fpgan-celeba-64-pdbench.md); not for reported numbers")
 
     net_cls = FPGANNet
