@@ -20,8 +20,8 @@ import torch
 from pdbench.assets import resolve
 from pdbench.data import FaceFolder
 from pdbench.generators import GENERATORS
-from pdbench.metrics.fid import features, fid_from_features
 from pdbench.tensors import resolve_device
+from pdbench.train.evaluate import fid_report
 
 
 def measure(name: str, n: int, device: torch.device, G=None) -> dict:
@@ -34,18 +34,8 @@ def measure(name: str, n: int, device: torch.device, G=None) -> dict:
     idx = ds.select(2 * n, seed=0, pool=test)
     a_idx, b_idx = idx[0::2], idx[1::2]
     x_a, x_b = ds.load(a_idx), ds.load(b_idx).to(device)
-    labels = ds.labels(G.attributes, b_idx).to(device)
-    cs = G.conditions(labels, n)  # (K, n, C): the official edits
-    c = cs[torch.arange(n, device=device) % cs.shape[0], torch.arange(n, device=device)]
-    edited = torch.cat([G.generate(x_b[i:i + 50], c[i:i + 50]) for i in range(0, n, 50)]).clamp(-1, 1)
-    rec_c = G.unedited(labels, n)
-    recon = torch.cat([G.generate(x_b[i:i + 50], rec_c[i:i + 50]) for i in range(0, n, 50)]).clamp(-1, 1)
-    f_a, f_b = features(x_a, device), features(x_b, device)
-    return {"generator": name, "resolution": G.resolution, "n": n,
-            "real_vs_real": round(fid_from_features(f_a, f_b), 2),
-            "edited": round(fid_from_features(f_a, features(edited, device)), 2),
-            "reconstruction": round(fid_from_features(f_a, features(recon, device)), 2),
-            "edits": list(G.condition_names)}
+    rep = fid_report(G, x_a, x_b, ds.labels(G.attributes, b_idx).to(device))
+    return {"generator": name, "resolution": G.resolution, **rep, "edits": list(G.condition_names)}
 
 
 def main() -> None:

@@ -6,7 +6,7 @@
 Reports, per official edit, the mean |G(x, c) − G(x, c_org)| inside the hair and face regions
 (:mod:`pdbench.train.evaluate`), the cycle reconstruction L1 |G(G(x, c), c_org) − x| and the
 reconstruction L1 |G(x, c_org) − x|; the identity preservation of each edit: the cosine of
-MobileFaceNet embeddings (``pdbench.faces.identity``, CelebA crop box) between the photo and its
+MobileFaceNet embeddings (:func:`pdbench.train.evaluate.identity_report`, CelebA crop box) between the photo and its
 unprotected deepfake G(x, c), mean over the images (1 = the same identity; the reconstruction and a
 different held-out face are given for scale); the attribute accuracy of each hair-colour edit by a
 classifier, the attribute head of pdbench's trained StarGAN critic (:func:`pdbench.train.evaluate.hair_accuracy`,
@@ -27,32 +27,12 @@ from pdbench.assets import resolve
 from pdbench.data import FaceFolder
 from pdbench.generators import GENERATORS
 from pdbench.io import save_png
-from pdbench.train.evaluate import HAIR_COLOURS, edit_report, hair_accuracy, real_hair_accuracy, stargan_classifier
+from pdbench.train.evaluate import (HAIR_COLOURS, edit_report, hair_accuracy, identity_report, real_hair_accuracy,
+                                    stargan_classifier)
 
 GRIDS = {"stargan": "pdbench.train.stargan", "attgan": "pdbench.train.attgan",
          "attentiongan": "pdbench.train.attentiongan", "fpgan": "pdbench.train.stargan",
          "relgan": "pdbench.train.relgan", "hisd": "pdbench.train.hisd"}  # sample_grid of the recipe
-
-
-def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 50) -> dict:
-    """Mean cosine similarity of MobileFaceNet embeddings: photo vs G(x, c) for each official edit, photo
-    vs the reconstruction G(x, c_org), and photo vs another held-out face (the different-identity level)."""
-    from pdbench.faces.identity import get_embedder
-
-    emb = get_embedder("celeba")
-    n = x.shape[0]
-
-    def embed(imgs: torch.Tensor) -> torch.Tensor:
-        return torch.cat([emb(imgs[i:i + batch].clamp(-1, 1)) for i in range(0, n, batch)])
-
-    def run(c: torch.Tensor) -> torch.Tensor:
-        return torch.cat([G.generate(x[i:i + batch], c[i:i + batch]) for i in range(0, n, batch)])
-
-    e_x = embed(x)
-    cos = {name: float((e_x * embed(run(c))).sum(1).mean()) for name, c in zip(G.condition_names, G.conditions(labels, n))}
-    return {"edits": cos, "mean_edit": sum(cos.values()) / len(cos),
-            "reconstruction": float((e_x * embed(run(G.unedited(labels, n)))).sum(1).mean()),
-            "other_face": float((e_x * e_x.roll(1, 0)).sum(1).mean())}
 
 
 def main() -> None:

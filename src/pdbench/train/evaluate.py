@@ -7,6 +7,10 @@ columns 28–72 %) and *mouth* (rows 68–86 %, columns 32–68 %) are bands aro
 on CelebA's crops (mean eye height 52 %, mouth 76 %). A hair-colour edit should change the hair region
 much more than the face; gender and age edits should change the face; eyeglasses the eyes, a
 moustache or an open mouth the mouth.
+
+:func:`identity_report` asks whether the deepfake still shows the person: the cosine of MobileFaceNet
+embeddings (CelebA box) between a photo and its unprotected edit G(x, c). An editor that has already
+lost the person makes identity metrics of a defense (CIDR, ID similarity) meaningless.
 """
 
 from __future__ import annotations
@@ -48,6 +52,47 @@ def edit_report(G, x: torch.Tensor, labels: torch.Tensor) -> dict:
     out["cycle_l1"] = sum(rec) / len(rec)  # G(G(x, c_trg), c_org) vs x
     out["self_l1"] = float((same - x).abs().mean())  # G(x, c_org) vs x
     return out
+
+
+@torch.inference_mode()
+def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 16) -> dict:
+    """Mean cosine similarity of MobileFaceNet embeddings (``pdbench.faces.identity``, CelebA box): photo vs
+    G(x, c) for each official edit (``edits``, and their mean ``mean_edit``), photo vs the reconstruction
+    G(x, c_org), and photo vs another face of the batch (``other_face``: the level of a stranger)."""
+    from ..faces.identity import get_embedder
+    from ..metrics.base import in_chunks
+
+    emb = get_embedder("celeba", x.device)
+    n = x.shape[0]
+    embed = lambda imgs: in_chunks(emb, imgs.clamp(-1, 1), size=batch)  # noqa: E731
+    run = lambda c: in_chunks(G.generate, x, c.to(x.device), size=batch)  # noqa: E731
+    e_x = embed(x)
+    cos = {name: float((e_x * embed(run(c))).sum(1).mean()) for name, c in zip(G.condition_names, G.conditions(labels, n))}
+    return {"edits": cos, "mean_edit": sum(cos.values()) / len(cos),
+            "reconstruction": float((e_x * embed(run(G.unedited(labels, n)))).sum(1).mean()),
+            "other_face": float((e_x * e_x.roll(1, 0)).sum(1).mean())}
+
+
+@torch.inference_mode()
+def fid_report(G, x_a: torch.Tensor, x_b: torch.Tensor, labels_b: torch.Tensor | None, batch: int = 50) -> dict:
+    """FIDs of a generator's outputs against real faces (the model cards' protocol, ``fid_generators.py``):
+    two disjoint sets of n held-out faces A and B; ``real_vs_real`` FID(A, B), the floor that n alone
+    gives; ``edited`` FID(A, G(B, c)) with each face of B edited once, the official edits taken in turn;
+    ``reconstruction`` FID(A, G(B, c_org)). FID is biased upward at small n: compare only equal n."""
+    from ..metrics.base import in_chunks
+    from ..metrics.fid import features, fid_from_features
+
+    device = x_b.device
+    n = x_b.shape[0]
+    labels_b = None if labels_b is None else labels_b.to(device)
+    cs = G.conditions(labels_b, n).to(device)  # (K, n, C): the official edits
+    ar = torch.arange(n, device=device)
+    edited = in_chunks(G.generate, x_b, cs[ar % cs.shape[0], ar], size=batch).clamp(-1, 1)
+    recon = in_chunks(G.generate, x_b, G.unedited(labels_b, n).to(device), size=batch).clamp(-1, 1)
+    f_a, f_b = features(x_a, device), features(x_b, device)
+    return {"n": n, "real_vs_real": round(fid_from_features(f_a, f_b), 2),
+            "edited": round(fid_from_features(f_a, features(edited, device)), 2),
+            "reconstruction": round(fid_from_features(f_a, features(recon, device)), 2)}
 
 
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair")

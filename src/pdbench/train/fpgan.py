@@ -40,7 +40,7 @@ STARGAN_OUT_SCALE = 0.2
 
 @dataclass
 class FPGANRecipe(StarGANRecipe):
-    lambda_id: float = 10.0
+    lambda_id: float = 10.0  # the official value (StarGAN's recipe has the field at 0: off)
 
 
 def trained_as_stargan(source: str) -> bool:

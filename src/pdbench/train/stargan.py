@@ -7,6 +7,11 @@ Target labels are the batch's real labels in a random permutation. Adam lr 1e-4,
 batch 16, random horizontal flip, learning rate decayed linearly to zero over the last
 ``decay_iters`` iterations (the official code means to do this; its arithmetic decays by only 0.1 %,
 see the model card). The loop, checkpoints and resume are :mod:`pdbench.train.loop`'s.
+
+Opt-in, not in the official recipe: ``lambda_id`` > 0 (``--set lambda_id=10``) adds Fixed-Point GAN's
+identity term ``λ_id · |x − G(x, c_org)|₁`` (the same-domain translation must return the photo) to
+every generator step, with StarGAN's architecture unchanged (official checkpoints still load). The
+default 0 is the official recipe; a run started without it resumes unchanged.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class StarGANRecipe:
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    lambda_id: float = 0.0  # opt-in same-domain identity L1 (Fixed-Point GAN's λ_id); 0: the official recipe
     g_lr: float = 1e-4
     d_lr: float = 1e-4
     beta1: float = 0.5
@@ -135,7 +141,12 @@ class StarGANTrainer(GANTrainer):
                 g_cls = cls_loss(out_cls, label_trg)
                 x_rec = self.G(x_fake, label_org)
                 g_rec = (x_real - x_rec.float()).abs().mean()
+                if r.lambda_id:  # same-domain path: G(x, c_org) must return x
+                    g_id = (x_real - self.G(x_real, label_org).float()).abs().mean()
             g_loss = g_fake + r.lambda_rec * g_rec + r.lambda_cls * g_cls
+            if r.lambda_id:
+                g_loss = g_loss + r.lambda_id * g_id
+                logs["G/id"] = g_id.detach()
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
