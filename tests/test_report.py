@@ -2,6 +2,7 @@
 
 import pytest
 
+from pdbench.report import findings as F
 from pdbench.report.markdown import summary_table
 from pdbench.report.pdb import pdb_aggregates
 
@@ -26,3 +27,31 @@ def test_rob_and_avgrank_by_hand():
     assert rows["a"]["avg_rank"] == 1.5 and rows["b"]["avg_rank"] == 1.5 and rows["c"]["avg_rank"] == 3.0
     md = summary_table({"name": "t", "summary": summary, "aggregates": agg}, ["mse", "cidr"])
     assert "| g | a | 0.4000 | 0.2000 | 1.50 | 0.625 |" in md  # PDB's table: the unprocessed axes, AvgRank, R_ROB
+
+
+def test_ranking_per_generator_and_tau_matrix_by_hand():
+    """summary.md's ranking table (one column per generator) and the Kendall τ-b matrix, for three generators."""
+    mse = {"g1": {"a": 0.4, "b": 0.2, "c": 0.1, "d": 0.05},  # AvgRank a 1, b 2, c 3, d 4
+           "g2": {"a": 0.1, "b": 0.2, "c": 0.4},             # a 3, b 2, c 1: g1's order reversed
+           "g3": {"a": 0.3, "b": 0.2, "c": 0.2}}             # a 1, b and c tie at 2.5
+    summary = [{"generator": g, "defense": d, "setting": "none", "mse": v}
+               for g, vals in mse.items() for d, v in {"none": 0.0, **vals}.items()]
+    meta = {"name": "t", "summary": summary, "aggregates": pdb_aggregates(summary),
+            "generators": {g: {"n_images": 1, "resolution": 64, "conditions": ["e"]} for g in mse}}
+    meta["generators"]["g3"]["experimental"] = "trained 300 iterations"
+    md = summary_table(meta, ["mse"])
+    assert "| defense | g1 | g2 | g3 (experimental) | mean place |" in md
+    rows = [line for line in md.splitlines() if line.startswith(("| a |", "| b |", "| c |", "| d |"))]
+    assert rows == ["| a | 1 (1.00) | 3 (3.00) | 1 (1.00) | 1.67 |",       # rows by mean place
+                    "| b | 2 (2.00) | 2 (2.00) | 2.5 (2.50) | 2.17 |",   # a tie shares the mean of its places
+                    "| c | 3 (3.00) | 1 (1.00) | 2.5 (2.50) | 2.17 |",
+                    "| d | 4 (4.00) | – | – | 4.00 |"]                   # ranked by g1 only
+    # τ-b over the common defenses a, b, c: g1 vs g2 all 3 pairs discordant -> -1; g1 vs g3: 2 concordant,
+    # 1 tie in g3 -> 2 / sqrt(3 * 2); g2 vs g3: 2 discordant, 1 tie -> -2 / sqrt(6)
+    t = 2 / 6 ** 0.5
+    assert "| g1 | 1 | -1.00 | 0.82 |" in md and "| g2 | -1.00 | 1 | -0.82 |" in md and "| g3 | 0.82 | -0.82 | 1 |" in md
+    assert F.kendall_tau([1, 2, 3], [1, 2.5, 2.5]) == pytest.approx(t)
+    assert f"Mean τ over 3 pair(s) of generators: {(-1 + t - t) / 3:.2f}; lowest -1.00 (g1 vs g2)." in md
+    assert "Experimental weights (marked)" in md
+    one = [e for e in summary if e["generator"] == "g1"]  # one generator: PDB's table alone
+    assert "Defense ranking per generator" not in summary_table({"summary": one, "aggregates": pdb_aggregates(one)}, ["mse"])

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 
 from ..metrics.pixel import MSE_SUCCESS
-from .pdb import AXES
+from .pdb import AXES, _ranks
 
 PSNR_IMAGES = 32  # clean photos the purification cost is measured on
 TE_LOW = 0.5  # PDB: an R_TE below this keeps less than half the white-box disruption
@@ -112,13 +112,19 @@ def _finding(kind: str, title: str, sentence: str, enough: bool, **data) -> dict
     return {"kind": kind, "title": title, "sentence": sentence, "enough": enough, "data": data}
 
 
-def _rank_change(meta: dict) -> dict:
-    title = "Rankings across generators"
-    agg = meta.get("aggregates", {})
+def avg_ranks(agg: dict) -> dict[str, dict[str, float]]:
+    """{generator: {defense: AvgRank}} from PDB's aggregates, in the run's order (defenses without one left out)."""
     by_g: dict = {}
     for r in agg.get("rows", []):
         if r.get("avg_rank") is not None:
             by_g.setdefault(r["generator"], {})[r["defense"]] = r["avg_rank"]
+    return by_g
+
+
+def _rank_change(meta: dict) -> dict:
+    title = "Rankings across generators"
+    agg = meta.get("aggregates", {})
+    by_g = avg_ranks(agg)
     wb = _cells(meta, "none")
     gens = list(by_g)
     pairs = []
@@ -259,6 +265,53 @@ def _strongest_least_robust(meta: dict) -> dict:
         return _finding("strongest_least_robust", title, "Not enough data (needs ≥ 2 defenses with AvgRank and ROB on "
                         "a generator).", False)
     return _finding("strongest_least_robust", title, "; ".join(parts) + ".", True, rob=label, generators=per)
+
+
+def ranking_markdown(meta: dict) -> str:
+    """Markdown: the defense ranking per generator and how much it changes between generators.
+
+    One column per generator with each defense's place among that generator's defenses by AvgRank
+    (1 = most disruptive; defenses with equal AvgRank share the mean of their places), its AvgRank in
+    brackets, rows in order of the mean place over the generators; then the matrix of Kendall τ-b
+    between every two generators' AvgRanks over the defenses both ranked, with the mean and the lowest τ.
+    Generators with experimental weights are marked. Empty for a run with fewer than 2 ranked generators
+    (PDB's table already shows one generator's AvgRanks)."""
+    by_g = avg_ranks(meta.get("aggregates", {}))
+    gens = list(by_g)
+    if len(gens) < 2:
+        return ""
+    info = meta.get("generators", {})
+    mark = {g: f"{g}{' (experimental)' if (info.get(g) or {}).get('experimental') else ''}" for g in gens}
+    place = {g: _ranks({d: -v for d, v in by_g[g].items()}) for g in gens}
+    defs = list(dict.fromkeys(d for g in gens for d in by_g[g]))
+    mean_place = {d: sum(place[g][d] for g in gens if d in place[g]) / sum(d in place[g] for g in gens) for d in defs}
+    lines = ["## Defense ranking per generator (place by AvgRank on PDB's axes, unprocessed: 1 = most disruptive; "
+             "AvgRank in brackets)", "",
+             "| defense | " + " | ".join(mark[g] for g in gens) + " | mean place |", "|" + "---|" * (len(gens) + 2)]
+    for d in sorted(defs, key=lambda d: mean_place[d]):
+        cells = [f"{place[g][d]:g} ({by_g[g][d]:.2f})" if d in place[g] else "–" for g in gens]
+        lines.append(f"| {d} | " + " | ".join(cells) + f" | {mean_place[d]:.2f} |")
+    tau: dict = {}
+    for i, a in enumerate(gens):
+        for b in gens[i + 1:]:
+            common = [d for d in by_g[a] if d in by_g[b]]
+            t = kendall_tau([by_g[a][d] for d in common], [by_g[b][d] for d in common]) if len(common) >= 2 else None
+            tau[(a, b)] = tau[(b, a)] = t
+    lines += ["", "### Kendall τ-b between the generators' rankings (AvgRank over the defenses both ranked; "
+              "1 = same order, 0 = unrelated, −1 = reversed)", "",
+              "| | " + " | ".join(gens) + " |", "|" + "---|" * (len(gens) + 1)]
+    for a in gens:
+        lines.append(f"| {a} | " + " | ".join("1" if a == b else _fmt(tau[(a, b)], ".2f") for b in gens) + " |")
+    vals = [(tau[(a, b)], a, b) for i, a in enumerate(gens) for b in gens[i + 1:] if tau[(a, b)] is not None]
+    if vals:
+        low = min(vals)
+        lines += ["", f"Mean τ over {len(vals)} pair(s) of generators: {sum(v for v, _, _ in vals) / len(vals):.2f}; "
+                  f"lowest {low[0]:.2f} ({low[1]} vs {low[2]})."]
+    else:
+        lines += ["", "No τ: no two generators rank ≥ 2 common defenses without ties."]
+    if any(mark[g] != g for g in gens):
+        lines += ["", "Experimental weights (marked): their places are not fit for reporting."]
+    return "\n".join(lines) + "\n"
 
 
 SWEEP_WORDS = {"quality": "JPEG quality", "sigma": "blur σ", "std": "noise std", "factor": "downscale ×"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .findings import ranking_markdown
 from .pdb import aggregates_table
 
 SHORT = {"higher=more disrupted": "↑", "lower=more disrupted": "↓", "lower=less visible": "↓ (visibility)",
@@ -40,6 +41,9 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     lines += _transfer_lines(meta, cols)
     if meta.get("aggregates"):
         lines.append(aggregates_table(meta["aggregates"]))
+        ranking = ranking_markdown(meta)
+        if ranking:
+            lines += ["", ranking]
     return "\n".join(lines)
 
 
