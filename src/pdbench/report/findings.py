@@ -121,6 +121,15 @@ def avg_ranks(agg: dict) -> dict[str, dict[str, float]]:
     return by_g
 
 
+def pair_tau(by_g: dict[str, dict[str, float]], a: str, b: str) -> tuple[list[str], float | None]:
+    """The defenses generators ``a`` and ``b`` both ranked (in ``a``'s order) and the Kendall τ-b of their
+    AvgRanks over them (None with fewer than 2 common defenses, or when τ is undefined)."""
+    common = [d for d in by_g[a] if d in by_g[b]]
+    if len(common) < 2:
+        return common, None
+    return common, kendall_tau([by_g[a][d] for d in common], [by_g[b][d] for d in common])
+
+
 def _rank_change(meta: dict) -> dict:
     title = "Rankings across generators"
     agg = meta.get("aggregates", {})
@@ -131,7 +140,7 @@ def _rank_change(meta: dict) -> dict:
     for i in range(len(gens)):
         for j in range(i + 1, len(gens)):
             a, b = gens[i], gens[j]
-            common = [d for d in by_g[a] if d in by_g[b]]
+            common, tau = pair_tau(by_g, a, b)
             if len(common) < 2:
                 continue
             per_axis = {}  # the same question on each axis's white-box values (AvgRank can tie where axes disagree)
@@ -140,8 +149,7 @@ def _rank_change(meta: dict) -> dict:
                 vb = [wb.get((b, d), {}).get(ax) for d in common]
                 if None not in va and None not in vb:
                     per_axis[ax] = kendall_tau(va, vb)
-            pairs.append({"a": a, "b": b, "defenses": common, "per_axis": per_axis,
-                          "tau": kendall_tau([by_g[a][d] for d in common], [by_g[b][d] for d in common])})
+            pairs.append({"a": a, "b": b, "defenses": common, "per_axis": per_axis, "tau": tau})
     pairs = [p for p in pairs if p["tau"] is not None or any(t is not None for t in p["per_axis"].values())]
     if not pairs:
         need = (f"≥ 2 generators; this run ranks {len(gens)}" if len(gens) < 2 else
@@ -294,9 +302,7 @@ def ranking_markdown(meta: dict) -> str:
     tau: dict = {}
     for i, a in enumerate(gens):
         for b in gens[i + 1:]:
-            common = [d for d in by_g[a] if d in by_g[b]]
-            t = kendall_tau([by_g[a][d] for d in common], [by_g[b][d] for d in common]) if len(common) >= 2 else None
-            tau[(a, b)] = tau[(b, a)] = t
+            tau[(a, b)] = tau[(b, a)] = pair_tau(by_g, a, b)[1]
     lines += ["", "### Kendall τ-b between the generators' rankings (AvgRank over the defenses both ranked; "
               "1 = same order, 0 = unrelated, −1 = reversed)", "",
               "| | " + " | ".join(gens) + " |", "|" + "---|" * (len(gens) + 1)]
