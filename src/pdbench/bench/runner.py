@@ -542,10 +542,7 @@ def _batch(cell: Cell, G, device) -> dict:
     key = str(cell.batch_dir)
     if key in _BATCH:
         return _BATCH[key]
-    for path, want in zip(cell.files, cell.sha256):
-        if sha256_file(Path(path)) != want:
-            raise InputError(f"{path} changed since the run was planned; run the same command again")
-    for path, want in zip(cell.partners, cell.partner_sha256):
+    for path, want in zip(cell.files + cell.partners, cell.sha256 + cell.partner_sha256):  # a swap's partners too
         if sha256_file(Path(path)) != want:
             raise InputError(f"{path} changed since the run was planned; run the same command again")
     load = lambda files: from_uint8(np.stack([preprocess(_load_image(Path(p)), cell.resolution, cell.crop)  # noqa: E731
