@@ -18,23 +18,15 @@ import time
 import torch
 
 from pdbench.assets import resolve
-from pdbench.data import FaceFolder
 from pdbench.generators import GENERATORS
 from pdbench.tensors import resolve_device
-from pdbench.train.evaluate import fid_report
+from pdbench.train.evaluate import held_out_fid
 
 
 def measure(name: str, n: int, device: torch.device, G=None) -> dict:
     """FIDs of generator ``name``'s shipped weights, or of the loaded generator ``G`` (e.g. a checkpoint)."""
     G = (G if G is not None else GENERATORS.get(name).from_assets()).to(device).eval()
-    root = resolve("celeba-10k-89px", check=False)
-    ds = FaceFolder(root / "images", G.resolution, attr_file=root / "list_attr_celeba_first20k.txt", check_files=False,
-                    crop=G.crop)
-    _, test = ds.split(1000)
-    idx = ds.select(2 * n, seed=0, pool=test)
-    a_idx, b_idx = idx[0::2], idx[1::2]
-    x_a, x_b = ds.load(a_idx), ds.load(b_idx).to(device)
-    rep = fid_report(G, x_a, x_b, ds.labels(G.attributes, b_idx).to(device))
+    rep = held_out_fid(G, resolve("celeba-10k-89px", check=False), n, check_files=False)
     return {"generator": name, "resolution": G.resolution, **rep, "edits": list(G.condition_names)}
 
 

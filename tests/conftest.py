@@ -41,15 +41,10 @@ def celeba_dir() -> Path:
 def held_out_fid(G, celeba_dir: Path, n: int = 32) -> dict:
     """The model cards' FID protocol (``benchmarks/fid_generators.py``) at n faces per set: 2n held-out CelebA
     faces (seed 0) split into real set A and set B, whose edits and reconstructions are compared with A."""
-    from pdbench.data import FaceFolder
-    from pdbench.train.evaluate import fid_report
+    from pdbench.train.evaluate import held_out_fid as fid
 
     require_asset("inception-fid")
-    ds = FaceFolder(celeba_dir / "images", G.resolution, attr_file=celeba_dir / "list_attr_celeba_first20k.txt",
-                    crop=G.crop)
-    _, test = ds.split(1000)
-    idx = ds.select(2 * n, seed=0, pool=test)
-    return fid_report(G, ds.load(idx[0::2]), ds.load(idx[1::2]), ds.labels(G.attributes, idx[1::2]))
+    return fid(G, celeba_dir, n)
 
 
 @pytest.fixture(scope="session")

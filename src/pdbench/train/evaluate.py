@@ -95,6 +95,21 @@ def fid_report(G, x_a: torch.Tensor, x_b: torch.Tensor, labels_b: torch.Tensor |
             "reconstruction": round(fid_from_features(f_a, features(recon, device)), 2)}
 
 
+def held_out_fid(G, root, n: int, check_files: bool = True) -> dict:
+    """:func:`fid_report` on the model cards' sets (``benchmarks/fid_generators.py``): 2n held-out faces of
+    the CelebA asset at ``root`` (the last 1,000, never trained on; seed 0), preprocessed as ``G``'s weights
+    want, alternately into real set A and set B; on ``G``'s device."""
+    from ..data import FaceFolder
+
+    device = next(G.parameters()).device
+    ds = FaceFolder(root / "images", G.resolution, attr_file=root / "list_attr_celeba_first20k.txt",
+                    check_files=check_files, crop=G.crop)
+    _, test = ds.split(1000)
+    idx = ds.select(2 * n, seed=0, pool=test)
+    a_idx, b_idx = idx[0::2], idx[1::2]
+    return fid_report(G, ds.load(a_idx), ds.load(b_idx).to(device), ds.labels(G.attributes, b_idx).to(device))
+
+
 HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair")
 
 
