@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 
 from ..metrics.pixel import MSE_SUCCESS
-from .pdb import AXES, _ranks
+from .pdb import AXES, tied_ranks
 
 PSNR_IMAGES = 32  # clean photos the purification cost is measured on
 TE_LOW = 0.5  # PDB: an R_TE below this keeps less than half the white-box disruption
@@ -290,7 +290,7 @@ def ranking_markdown(meta: dict) -> str:
         return ""
     info = meta.get("generators", {})
     mark = {g: f"{g}{' (experimental)' if (info.get(g) or {}).get('experimental') else ''}" for g in gens}
-    place = {g: _ranks({d: -v for d, v in by_g[g].items()}) for g in gens}
+    place = {g: tied_ranks({d: -v for d, v in by_g[g].items()}) for g in gens}
     defs = list(dict.fromkeys(d for g in gens for d in by_g[g]))
     mean_place = {d: sum(place[g][d] for g in gens if d in place[g]) / sum(d in place[g] for g in gens) for d in defs}
     lines = ["## Defense ranking per generator (place by AvgRank on PDB's axes, unprocessed: 1 = most disruptive; "
