@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import table_cells
 
 from pdbench.report import findings as F
 from pdbench.report.html import load_results, render_html, write_html_report
@@ -181,35 +182,28 @@ def _three_generators() -> dict:
     return meta
 
 
-def _table_cells(html: str, table_id: str) -> list[list[str]]:
-    """The text of every cell of the table with ``table_id``, row by row (tags inside a cell dropped)."""
-    table = re.search(rf'<table[^>]* id="{table_id}">.*?</table>', html, re.S).group(0)
-    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
-
-
 def test_ranking_per_generator_and_tau_matrix_as_in_summary_md(tmp_path, meta, run_dir):
     """The page's ranking table and τ-b matrix are findings.ranking_table's, as summary.md shows them (the
     same cells), with each τ's number of shared defenses; a run with one generator says what it needs."""
     three = _three_generators()
     html = render_html(three, tmp_path)
     md = F.ranking_markdown(three)
-    rows = _table_cells(html, "ranking-table")
+    rows = table_cells(html, "ranking-table")
     assert rows[0] == ["defense", "g1", "g2", "g3 (experimental)", "mean place"]
     assert rows[1:] == [["a", "1 (1.00)", "3 (3.00)", "1 (1.00)", "1.67"], ["b", "2 (2.00)", "2 (2.00)", "2.5 (2.50)", "2.17"],
                         ["c", "3 (3.00)", "1 (1.00)", "2.5 (2.50)", "2.17"], ["d", "4 (4.00)", "–", "–", "4.00"]]
     assert all("| " + " | ".join(r) + " |" in md for r in rows)  # summary.md's rows, cell for cell
     t = f"{2 / 6 ** 0.5:.2f}"  # τ-b of (1, 2, 3) vs (1, 2.5, 2.5), by hand in test_report
-    assert _table_cells(html, "tau-matrix") == [["", "g1", "g2", "g3"], ["g1", "1 (4)", "-1.00 (3)", f"{t} (3)"],
+    assert table_cells(html, "tau-matrix") == [["", "g1", "g2", "g3"], ["g1", "1 (4)", "-1.00 (3)", f"{t} (3)"],
                                                 ["g2", "-1.00 (3)", "1 (3)", f"-{t} (3)"], ["g3", f"{t} (3)", f"-{t} (3)", "1 (3)"]]
     for s in F.ranking_sentences(F.ranking_table(three)):
         assert s in md and f"<p>{s}</p>" in html
     assert "lowest -1.00 (g1 vs g2)" in html and "Experimental weights (marked)" in html
     # the kept run: stargan's AvgRanks tie, so no τ; its rows are summary.md's too
     html = render_html(meta, run_dir)
-    rows = _table_cells(html, "ranking-table")
+    rows = table_cells(html, "ranking-table")
     assert rows[1:] == [["pgd(steps=5)", "1.5 (1.50)", "1 (1.00)", "1.25"], ["fgsm", "1.5 (1.50)", "2 (2.00)", "1.75"]]
-    assert _table_cells(html, "tau-matrix")[1] == ["stargan", "1 (2)", "– (2)"]
+    assert table_cells(html, "tau-matrix")[1] == ["stargan", "1 (2)", "– (2)"]
     assert "<p>No τ: no two generators rank ≥ 2 common defenses without ties.</p>" in html
     one = {**three, "summary": [e for e in three["summary"] if e["generator"] == "g1"]}
     one["aggregates"] = {**three["aggregates"], "rows": [r for r in three["aggregates"]["rows"] if r["generator"] == "g1"]}
