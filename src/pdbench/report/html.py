@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import write_text
 from . import findings as F
-from .markdown import SWAP_INTRO, swap_table, swap_value
+from .markdown import SWAP_INTRO, partial_note, swap_table, swap_value
 from .pdb import AXES
 
 TEMPLATE = "report.html.j2"
@@ -431,7 +431,7 @@ def render_html(meta: dict, run_dir: str | Path, found: dict | None = None) -> s
         name=meta.get("name", "benchmark"), line=line, axes=axes, missing_axes=missing_axes, boards=boards,
         rob_sets=agg.get("rob_sets", {}), loose=sorted({s for r in agg.get("rows", []) for s in r.get("settings", [])}),
         timing=timing, findings=found, break_even=be, plots=plots, sections=sec, grid_notes=grid_notes,
-        eps=EPS, shead=shead, srows=srows, ranking=_ranking(meta), swaps=_swaps(meta),
+        eps=EPS, shead=shead, srows=srows, ranking=_ranking(meta), swaps=_swaps(meta), partial=partial_note(meta),
         generators=meta.get("generators", {}), metrics=meta.get("metrics", {}))
 
 

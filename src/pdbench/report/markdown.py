@@ -13,6 +13,8 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     cols = list(metric_names) + ["protect_seconds_per_image"]
     info = meta.get("metrics", {})
     lines = [f"# {meta.get('name', 'benchmark')}", ""]
+    if partial_note(meta):
+        lines += [f"> **{partial_note(meta)}**", ""]
     for g, gi in meta.get("generators", {}).items():
         lines.append(f"- generator `{g}` (weights {gi.get('weights', '?')}): {gi['n_images']} images at {gi['resolution']} px, "
                      f"edits {', '.join(gi['conditions'])}")
@@ -45,6 +47,16 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
         if ranking:
             lines += ["", ranking]
     return "\n".join(lines)
+
+
+def partial_note(meta: dict) -> str | None:
+    """The line that marks the summary of a run that stopped early (``meta["partial"]``), else None."""
+    p = meta.get("partial")
+    if not p:
+        return None
+    return (f"Partial results: {p['finished']} of {p['cells']} cells finished; rerun the same command to resume "
+            f"(stopped: {p['stopped']}). The finished cells are reused and this summary is replaced by the complete "
+            "one; every mean, rank and finding here covers the finished cells only.")
 
 
 def _cell(v) -> str:
