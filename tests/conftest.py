@@ -38,6 +38,15 @@ def celeba_dir() -> Path:
     return require_asset("celeba-10k-89px")
 
 
+def table_cells(html: str, table_id: str) -> list[list[str]]:
+    """The text of every cell of an HTML report's table ``table_id``, row by row (tags inside a cell dropped)."""
+    import re
+
+    table = re.search(rf'<table[^>]* id="{table_id}">.*?</table>', html, re.S).group(0)
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+
+
 def held_out_fid(G, celeba_dir: Path, n: int = 32) -> dict:
     """The model cards' FID protocol (``benchmarks/fid_generators.py``) at n faces per set: 2n held-out CelebA
     faces (seed 0) split into real set A and set B, whose edits and reconstructions are compared with A."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import table_cells
 
 from pdbench.report import findings as F
 from pdbench.report.html import load_results, render_html, write_html_report
@@ -164,6 +165,50 @@ def test_page_is_self_contained(run_dir):
     assert html.count('alt="pgd(steps=5) on') == 2 and html.count('alt="fgsm on') == 2
     assert "Findings" in html and "Kendall τ" in html
     assert render_html(load_results(run_dir), run_dir) == html  # deterministic
+
+
+def _three_generators() -> dict:
+    """A run's meta by hand: three generators' white-box MSE (g3 with experimental weights), as in
+    test_report's ranking test; AvgRanks g1 a 1, b 2, c 3, d 4; g2 a 3, b 2, c 1; g3 a 1, b and c 2.5."""
+    from pdbench.report.pdb import pdb_aggregates
+
+    mse = {"g1": {"a": 0.4, "b": 0.2, "c": 0.1, "d": 0.05}, "g2": {"a": 0.1, "b": 0.2, "c": 0.4},
+           "g3": {"a": 0.3, "b": 0.2, "c": 0.2}}
+    summary = [{"generator": g, "defense": d, "setting": "none", "mse": v, "n_images": 1}
+               for g, vals in mse.items() for d, v in {"none": 0.0, **vals}.items()]
+    meta = {"name": "t", "summary": summary, "aggregates": pdb_aggregates(summary), "metrics": {"mse": {}},
+            "generators": {g: {"n_images": 1, "resolution": 64, "conditions": ["e"]} for g in mse}}
+    meta["generators"]["g3"]["experimental"] = "trained 300 iterations"
+    return meta
+
+
+def test_ranking_per_generator_and_tau_matrix_as_in_summary_md(tmp_path, meta, run_dir):
+    """The page's ranking table and τ-b matrix are findings.ranking_table's, as summary.md shows them (the
+    same cells), with each τ's number of shared defenses; a run with one generator says what it needs."""
+    three = _three_generators()
+    html = render_html(three, tmp_path)
+    md = F.ranking_markdown(three)
+    rows = table_cells(html, "ranking-table")
+    assert rows[0] == ["defense", "g1", "g2", "g3 (experimental)", "mean place"]
+    assert rows[1:] == [["a", "1 (1.00)", "3 (3.00)", "1 (1.00)", "1.67"], ["b", "2 (2.00)", "2 (2.00)", "2.5 (2.50)", "2.17"],
+                        ["c", "3 (3.00)", "1 (1.00)", "2.5 (2.50)", "2.17"], ["d", "4 (4.00)", "–", "–", "4.00"]]
+    assert all("| " + " | ".join(r) + " |" in md for r in rows)  # summary.md's rows, cell for cell
+    t = f"{2 / 6 ** 0.5:.2f}"  # τ-b of (1, 2, 3) vs (1, 2.5, 2.5), by hand in test_report
+    assert table_cells(html, "tau-matrix") == [["", "g1", "g2", "g3"], ["g1", "1 (4)", "-1.00 (3)", f"{t} (3)"],
+                                                ["g2", "-1.00 (3)", "1 (3)", f"-{t} (3)"], ["g3", f"{t} (3)", f"-{t} (3)", "1 (3)"]]
+    for s in F.ranking_sentences(F.ranking_table(three)):
+        assert s in md and f"<p>{s}</p>" in html
+    assert "lowest -1.00 (g1 vs g2)" in html and "Experimental weights (marked)" in html
+    # the kept run: stargan's AvgRanks tie, so no τ; its rows are summary.md's too
+    html = render_html(meta, run_dir)
+    rows = table_cells(html, "ranking-table")
+    assert rows[1:] == [["pgd(steps=5)", "1.5 (1.50)", "1 (1.00)", "1.25"], ["fgsm", "1.5 (1.50)", "2 (2.00)", "1.75"]]
+    assert table_cells(html, "tau-matrix")[1] == ["stargan", "1 (2)", "– (2)"]
+    assert "<p>No τ: no two generators rank ≥ 2 common defenses without ties.</p>" in html
+    one = {**three, "summary": [e for e in three["summary"] if e["generator"] == "g1"]}
+    one["aggregates"] = {**three["aggregates"], "rows": [r for r in three["aggregates"]["rows"] if r["generator"] == "g1"]}
+    html = render_html(one, tmp_path)
+    assert 'id="ranking-table"' not in html and "Not in this run: needs ≥ 2 generators in the config" in html
 
 
 def test_report_cli_and_bad_input(run_dir, tmp_path, capsys):

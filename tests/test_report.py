@@ -4,7 +4,7 @@ import pytest
 
 from pdbench.report import findings as F
 from pdbench.report.markdown import summary_table
-from pdbench.report.pdb import pdb_aggregates
+from pdbench.report.pdb import pdb_aggregates, tied_ranks
 
 
 def _cell(d, s, mse, cidr):
@@ -25,6 +25,10 @@ def test_rob_and_avgrank_by_hand():
     assert rows["a"]["r_rob"] == pytest.approx(0.625) and rows["b"]["r_rob"] == pytest.approx(0.625)
     assert rows["c"]["r_rob"] == 0.0
     assert rows["a"]["avg_rank"] == 1.5 and rows["b"]["avg_rank"] == 1.5 and rows["c"]["avg_rank"] == 3.0
+    # the per-axis ranks behind AvgRank: 1 = highest, ties share the mean of their places
+    assert tied_ranks({"a": 0.4, "b": 0.2, "c": 0.1}) == {"a": 1, "b": 2, "c": 3}  # MSE
+    assert tied_ranks({"a": 0.2, "b": 0.4, "c": 0.1}) == {"b": 1, "a": 2, "c": 3}  # CIDR -> a, b: (1 + 2) / 2
+    assert tied_ranks({"x": 1.0, "y": 5.0, "z": 1.0, "w": 1.0}) == {"y": 1, "x": 3, "z": 3, "w": 3}
     md = summary_table({"name": "t", "summary": summary, "aggregates": agg}, ["mse", "cidr"])
     assert "| g | a | 0.4000 | 0.2000 | 1.50 | 0.625 |" in md  # PDB's table: the unprocessed axes, AvgRank, R_ROB
 

@@ -51,6 +51,58 @@ def test_interrupted_run_resumes_without_redoing_cells(celeba_dir, tmp_path):
     assert sorted(x for x in a if "protect_seconds" not in x) == sorted(x for x in b if "protect_seconds" not in x)
 
 
+def test_a_stopped_run_writes_a_partial_summary_that_the_resumed_run_replaces(celeba_dir, tmp_path, monkeypatch):
+    """A run stopped after its first cell (Ctrl-C in the second), then after its second (a cell that raises),
+    writes summary.md and report.html of the finished cells, marked partial, atomically, and raises as before
+    (no results.csv or results.json); the run that finishes replaces both with the complete ones."""
+    from pdbench.bench import runner
+
+    cfg = _cfg(celeba_dir, tmp_path / "a", defenses=["none", {"name": "fgsm"}], settings=["none"],
+               metrics=["mse", "linf_adv"], batch_size=1,
+               dataset={"path": str(celeba_dir / "images"), "attrs": str(celeba_dir / "list_attr_celeba_first20k.txt"),
+                        "holdout": 1000, "split": "test", "n": 2, "seed": 0})
+    out, real, calls = tmp_path / "a", runner.timed_compute, []  # cells: b0 none, b0 fgsm, b1 none, b1 fgsm
+
+    def stop_at(k, exc):
+        def compute(cell, *a, **kw):
+            calls.append(cell.label())
+            if len(calls) == k:
+                raise exc
+            return real(cell, *a, **kw)
+        return compute
+
+    monkeypatch.setattr(runner, "timed_compute", stop_at(2, KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, progress=False)
+    md, html = (out / "summary.md").read_text(), (out / "report.html").read_text()
+    assert ("**Partial results: 1 of 4 cells finished; rerun the same command to resume (stopped: interrupted "
+            "(Ctrl-C or SIGTERM)).") in md
+    assert "| stargan | none | none |" in md and "| stargan | fgsm | none |" not in md  # the finished cell alone
+    assert 'id="partial"' in html and "1 of 4 cells finished; rerun the same command to resume" in html
+    assert "Regenerate this page" not in html  # pdbench report reads results.json, which a partial run does not write
+    assert "stargan: no image grid" in html  # its first batch is not complete
+    assert not (out / "results.csv").exists() and not (out / "results.json").exists()
+    assert not list(out.rglob("*.part"))
+
+    calls.clear()
+    monkeypatch.setattr(runner, "timed_compute", stop_at(3, RuntimeError("cell exploded")))
+    with pytest.raises(RuntimeError, match="cell exploded"):  # the cell's own error, raised as before
+        run(cfg, progress=False)
+    md, html = (out / "summary.md").read_text(), (out / "report.html").read_text()
+    assert "Partial results: 2 of 4 cells finished; rerun the same command to resume (stopped: RuntimeError: cell exploded)" in md
+    assert "| stargan | fgsm | none |" in md
+    assert 'alt="fgsm on stargan"' in html  # the first batch is complete: its grid is drawn
+    assert not (out / "results.json").exists()
+
+    monkeypatch.undo()
+    stats = run(cfg, progress=False)
+    assert stats == {**stats, "computed": 2, "reused": 2}
+    md, html = (out / "summary.md").read_text(), (out / "report.html").read_text()
+    assert "Partial results" not in md and 'id="partial"' not in html and "Partial results" not in html
+    meta = json.loads((out / "results.json").read_text())
+    assert "partial" not in meta and [e["n_images"] for e in meta["summary"]] == [2, 2]
+
+
 def test_tidy_rows_and_summary(celeba_dir, tmp_path):
     run(_cfg(celeba_dir, tmp_path), progress=False)
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))

@@ -90,6 +90,38 @@ def test_simswap_runs_in_either_role_with_swap_and_disruption_metrics(role, cele
     assert "undefined" not in compact_table(meta)  # a judge finding no face is the swap table's "–", not a note
 
 
+def test_the_html_report_shows_summary_md_s_swap_table(celeba_dir, tmp_path):
+    """report.html has the face swap table of summary.md (the same cells: clean swap → protected swap, from
+    results.json's means), the experimental weights' warning, and no such table for a run without swaps."""
+    from conftest import table_cells
+
+    from pdbench.report.html import render_html
+
+    out = tmp_path / "r"
+    run(_cfg(out, "target", defenses=["none", {"name": "pgd", "steps": 1}], metrics=["mse"]), progress=False)
+    html, md = (out / "report.html").read_text(), (out / "summary.md").read_text()
+    meta = json.loads((out / "results.json").read_text())
+    rows = table_cells(html, "swap-table")
+    assert rows[0] == ["generator", "protected photo", "defense", "setting"] + \
+        [f"closer to source ({j}) ↓" for j in JUDGES] + [f"cos to source ({j}) ↓" for j in JUDGES] + \
+        ["landmark NME ↑", "background L1 ↑"]
+    assert [r[:4] for r in rows[1:]] == [["simswap", "target", "none", "none"], ["simswap", "target", "pgd(steps=1)", "none"]]
+    assert all("| " + " | ".join(r) + " |" in md for r in rows)  # summary.md's header and rows, cell for cell
+    keys = [f"swap_closer_{j}" for j in JUDGES] + [f"swap_cos_source_{j}" for j in JUDGES] + \
+        ["swap_landmark_nme", "swap_background_l1"]
+    for e, r in zip(meta["summary"], rows[1:]):  # each cell: results.json's clean and protected means
+        want = ["–" if e.get(c) is None else f"{e[c]:.4f}" for k in keys for c in ("clean_" + k, k)]
+        assert [x for cell in r[4:] for x in cell.split(" → ")] == want
+    none, pgd = rows[1][4:], rows[2][4:]
+    assert all(a.split(" → ")[0] == a.split(" → ")[1] for a in none)  # no defense: the protected swap is the clean one
+    assert [a.split(" → ")[0] for a in pgd] == [a.split(" → ")[0] for a in none]  # the same clean swaps
+    assert pgd != none  # one PGD step moves the swap's numbers
+    assert "<b>experimental weights, not fit for reporting:</b>" in html and "not a real swapper" in html
+    plain = render_html(json.loads((ROOT / "tests" / "data" / "report-run" / "results.json").read_text()),
+                        ROOT / "tests" / "data" / "report-run")
+    assert 'id="swap-table"' not in plain and "Face swaps" not in plain
+
+
 def _photos(out, gi):
     """The run's photos and partners at the generator's input, saved as tensors beside the run (for the test)."""
     from pdbench.assets import resolve

@@ -13,7 +13,9 @@ The run is a **plan** of cells, each computed by :func:`compute_cell`, then **co
   be read is named, removed and recomputed.
 * :func:`collect` writes the tidy table ``results.csv`` (one row per image × generator × defense ×
   setting × metric), ``results.json`` (metadata, metric directions, per-cell means with how many images
-  were undefined) and the Markdown ``summary.md``, all atomically.
+  were undefined), the Markdown ``summary.md`` and ``report.html``, all atomically. A run that stops
+  early (Ctrl-C, SIGTERM, a cell that raises) writes summary.md and report.html of the cells that
+  finished, marked partial (:func:`collect_partial`), then raises as before; the resumed run replaces them.
 
 **Transfer** (a ``transfer: {from: [...], to: [...]}`` block): a cell whose generator is a source also
 judges its perturbations on every target generator ≠ source (:class:`TransferTarget`). The attack runs
@@ -882,19 +884,25 @@ def run(cfg: BenchConfig, progress: bool = True, on_cell: Callable[[str], None] 
         bar = _Progress(plan.cells, cfg.name, progress)
         done = executor.run(plan.cells, asset_dir(), bar.show if progress else None)
         try:
-            for cell, res in done:
-                results[where[id(cell)]] = res
-                stats["reused" if res.reused else "computed"] += 1
-                bar.done(cell, res)
-                if on_cell is not None and not res.reused:
-                    on_cell(f"{cell.cache}/{cell.defense_key}/b{cell.batch}")
-        finally:
-            getattr(done, "close", lambda: None)()  # a distributed executor cancels what is still running
-            bar.close()
-        missing = [c.label() for c, r in zip(plan.cells, results) if r is None]
-        if missing:
-            raise PdbenchError(f"executor {executor.name} returned no result for {len(missing)} cell(s) "
-                               f"({missing[0]}, ...); run the same command again to compute them")
+            try:
+                for cell, res in done:
+                    results[where[id(cell)]] = res
+                    stats["reused" if res.reused else "computed"] += 1
+                    bar.done(cell, res)
+                    if on_cell is not None and not res.reused:
+                        on_cell(f"{cell.cache}/{cell.defense_key}/b{cell.batch}")
+            finally:
+                getattr(done, "close", lambda: None)()  # a distributed executor cancels what is still running
+                bar.close()
+            missing = [c.label() for c, r in zip(plan.cells, results) if r is None]
+            if missing:
+                raise PdbenchError(f"executor {executor.name} returned no result for {len(missing)} cell(s) "
+                                   f"({missing[0]}, ...); run the same command again to compute them")
+        except (KeyboardInterrupt, Exception) as e:  # Ctrl-C, SIGTERM (the CLI's), a cell that raised
+            info = {**stats, "cells": len(plan.cells), "seconds": time.perf_counter() - t0, "executor": executor.name,
+                    "workers": getattr(executor, "workers", 1)}
+            collect_partial(cfg, plan, results, device, info, e)
+            raise
         seconds = time.perf_counter() - t0
         images = sum(len(c.files) for c in plan.cells)
         computed = sum(len(c.files) for c, r in zip(plan.cells, results) if not r.reused)
@@ -915,34 +923,34 @@ def summary_line(stats: dict) -> str:
             + (f" ({rate:.2f} images/s)" if rate else "") + f" on {on}")
 
 
-def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device, run_info: dict | None = None) -> dict:
-    """Write the tidy table, the metadata with per-cell means and the Markdown summary (atomically).
-    ``results`` are in plan order; ``run_info`` (executor, wall seconds...) goes into the metadata."""
-    from ..report.findings import compute as compute_findings, findings_markdown
-    from ..report.html import write_html_report
-    from ..report.markdown import summary_table
-    from ..report.pdb import pdb_aggregates
+def _gather(cfg: BenchConfig, plan: Plan, results: list[CellResult | None], device,
+            run_info: dict | None, partial: bool = False) -> tuple[dict, list[dict]]:
+    """The metadata with per-cell means, and the tidy rows, of the cells with a result (``results`` in plan
+    order, None for a cell not finished). A generator's image grid is drawn when every cell of its first
+    batch has finished (``partial``: a grid that cannot be drawn is left out instead of raising)."""
     from ..metrics import METRICS
+    from ..report.pdb import pdb_aggregates
 
     out = Path(cfg.out)
-    rows = [r for res in results for r in res.rows]
+    done = [(c, r) for c, r in zip(plan.cells, results) if r is not None]
+    rows = [row for _, res in done for row in res.rows]
     meta: dict = {"name": cfg.name, "config": cfg.__dict__, "config_key": cfg.content_key(),
                   "generators": plan.generators,
                   "metrics": {lab: METRICS.get(m["name"]).info() for lab, m in zip(cfg.metrics, cfg.metric_specs)},
                   "run": run_info or {},
                   "cells": [{"generator": spec_label(c.generator), "defense": spec_label(c.defense), "batch": c.batch,
                              "images": len(c.files), "seconds": r.seconds, "host": r.host, "reused": r.reused}
-                            for c, r in zip(plan.cells, results)]}
+                            for c, r in done]}
     for gspec in cfg.generators:
-        first = [c for c in plan.cells if c.batch == 0 and c.generator == gspec]
-        if first:
-            grid = _grid(first, out / f"grid-{gspec['name']}.png", device)
-            meta["generators"][spec_label(gspec)]["grid"] = grid.name
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["image", "generator", "source", "target", "defense", "setting", "metric", "value"])
-    w.writeheader()
-    w.writerows({"source": r["generator"], "target": r["generator"], **r} for r in rows)  # white box: source = target
-    write_text(out / "results.csv", buf.getvalue())
+        first = [(c, r) for c, r in zip(plan.cells, results) if c.batch == 0 and c.generator == gspec]
+        gi = meta["generators"][spec_label(gspec)]
+        gi.pop("grid", None)
+        if first and all(r is not None for _, r in first):
+            try:
+                gi["grid"] = _grid([c for c, _ in first], out / f"grid-{gspec['name']}.png", device).name
+            except Exception:
+                if not partial:
+                    raise
     meta["summary"] = summarise([r for r in rows if "source" not in r], cfg.metrics)
     if cfg.swap is not None:
         info = swap_metric_info(cfg.swap["judges"])
@@ -955,12 +963,71 @@ def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device, run
         meta["transfer"] = {**cfg.transfer, "setting": TE_SETTING, "summary": bb}
         te_entries = transfer_entries(meta["summary"], bb, cfg.transfer)
     meta["aggregates"] = pdb_aggregates(meta["summary"], te_entries=te_entries)
+    return meta, rows
+
+
+def _summary_md(meta: dict, cfg: BenchConfig) -> str:
+    from ..report.findings import findings_markdown
+    from ..report.markdown import summary_table
+
+    return summary_table(meta, cfg.metrics) + "\n" + findings_markdown(meta, meta["findings"])
+
+
+def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device, run_info: dict | None = None) -> dict:
+    """Write the tidy table, the metadata with per-cell means and the Markdown summary (atomically).
+    ``results`` are in plan order; ``run_info`` (executor, wall seconds...) goes into the metadata."""
+    from ..report.findings import compute as compute_findings
+    from ..report.html import write_html_report
+
+    out = Path(cfg.out)
+    meta, rows = _gather(cfg, plan, results, device, run_info)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["image", "generator", "source", "target", "defense", "setting", "metric", "value"])
+    w.writeheader()
+    w.writerows({"source": r["generator"], "target": r["generator"], **r} for r in rows)  # white box: source = target
+    write_text(out / "results.csv", buf.getvalue())
     meta["findings"] = compute_findings(meta)  # before results.json: it keeps the purification costs it measured
     write_text(out / "results.json", json.dumps(meta, indent=1, default=str))
-    write_text(out / "summary.md", summary_table(meta, cfg.metrics) + "\n" + findings_markdown(meta, meta["findings"]))
+    write_text(out / "summary.md", _summary_md(meta, cfg))
     html = write_html_report(out)
     return {"results": str(out / "results.csv"), "summary": str(out / "summary.md"), "json": str(out / "results.json"),
             "report": str(html)}
+
+
+def _stop_reason(e: BaseException) -> str:
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted (Ctrl-C or SIGTERM)"
+    return f"{type(e).__name__}: {e}".splitlines()[0][:200]
+
+
+def collect_partial(cfg: BenchConfig, plan: Plan, results: list[CellResult | None], device, run_info: dict,
+                    stop: BaseException) -> dict | None:
+    """After a run stopped early (``stop``: Ctrl-C, a cell that raised...): summary.md and report.html of the
+    cells that finished, marked partial ("N of M cells finished; rerun the same command to resume"),
+    atomically. results.csv and results.json stay those of complete runs only. Nothing is written when no
+    cell finished; a failure here is one line on stderr and never hides ``stop`` (the caller re-raises it).
+    The resumed run's :func:`collect` replaces both files with the complete ones."""
+    n = sum(r is not None for r in results)
+    if not n:
+        return None
+    out = Path(cfg.out)
+    try:
+        from ..report.findings import compute as compute_findings
+        from ..report.html import render_html
+
+        meta, _ = _gather(cfg, plan, results, device, run_info, partial=True)
+        meta["partial"] = {"finished": n, "cells": len(plan.cells), "stopped": _stop_reason(stop)}
+        meta["findings"] = compute_findings(meta, measure=False)  # no photos opened while stopping
+        if meta["findings"]["purification_note"]:
+            meta["findings"]["purification_note"] = "not measured in a partial summary (the complete run measures it)"
+        write_text(out / "summary.md", _summary_md(meta, cfg))
+        write_text(out / "report.html", render_html(meta, out, meta["findings"]))
+    except Exception as e:  # noqa: BLE001 -- the run's own error is the one to report
+        print(f"pdbench: warning: could not write the partial summary ({_stop_reason(e)})", file=sys.stderr)
+        return None
+    print(f"pdbench: {n} of {len(plan.cells)} cells finished; their partial summary is in {out / 'summary.md'} and "
+          f"{out / 'report.html'}; rerun the same command to resume", file=sys.stderr)
+    return {"summary": str(out / "summary.md"), "report": str(out / "report.html")}
 
 
 TE_SETTING = "none"  # PDB's TE: the perturbations unprocessed

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 
 from ..metrics.pixel import MSE_SUCCESS
-from .pdb import AXES, _ranks
+from .pdb import AXES, tied_ranks
 
 PSNR_IMAGES = 32  # clean photos the purification cost is measured on
 TE_LOW = 0.5  # PDB: an R_TE below this keeps less than half the white-box disruption
@@ -275,48 +275,83 @@ def _strongest_least_robust(meta: dict) -> dict:
     return _finding("strongest_least_robust", title, "; ".join(parts) + ".", True, rob=label, generators=per)
 
 
-def ranking_markdown(meta: dict) -> str:
-    """Markdown: the defense ranking per generator and how much it changes between generators.
+def ranking_table(meta: dict) -> dict | None:
+    """The defense ranking per generator and how much it changes between generators, as data: what
+    summary.md (:func:`ranking_markdown`) and the HTML report show. None for a run with fewer than 2 ranked
+    generators (PDB's table already shows one generator's AvgRanks).
 
-    One column per generator with each defense's place among that generator's defenses by AvgRank
-    (1 = most disruptive; defenses with equal AvgRank share the mean of their places), its AvgRank in
-    brackets, rows in order of the mean place over the generators; then the matrix of Kendall τ-b
-    between every two generators' AvgRanks over the defenses both ranked, with the mean and the lowest τ.
-    Generators with experimental weights are marked. Empty for a run with fewer than 2 ranked generators
-    (PDB's table already shows one generator's AvgRanks)."""
+    * ``generators``: ``[{"name", "label", "experimental"}]`` in the run's order; ``label`` is the name,
+      marked "(experimental)" where the generator's weights are experimental;
+    * ``rows``: per defense, in order of its mean place over the generators that ranked it,
+      ``{"defense", "places": {generator: place}, "avg_ranks": {generator: AvgRank}, "mean_place"}``: its
+      place among that generator's defenses by AvgRank (1 = most disruptive; equal AvgRanks share the mean
+      of their places; a generator that did not rank it is left out);
+    * ``tau``: ``{a: {b: {"tau", "n"}}}``, Kendall τ-b between the AvgRanks of generators a and b over the
+      ``n`` defenses both ranked (:func:`pair_tau`; None where undefined), τ = 1 and ``n`` = its defenses on
+      the diagonal;
+    * ``mean_tau`` over the ``n_pairs`` pairs with a τ, and ``lowest`` = (τ, a, b), both None without one.
+    """
     by_g = avg_ranks(meta.get("aggregates", {}))
     gens = list(by_g)
     if len(gens) < 2:
-        return ""
+        return None
     info = meta.get("generators", {})
-    mark = {g: f"{g}{' (experimental)' if (info.get(g) or {}).get('experimental') else ''}" for g in gens}
-    place = {g: _ranks({d: -v for d, v in by_g[g].items()}) for g in gens}
+    exp = {g: bool((info.get(g) or {}).get("experimental")) for g in gens}
+    place = {g: tied_ranks({d: -v for d, v in by_g[g].items()}) for g in gens}
     defs = list(dict.fromkeys(d for g in gens for d in by_g[g]))
     mean_place = {d: sum(place[g][d] for g in gens if d in place[g]) / sum(d in place[g] for g in gens) for d in defs}
-    lines = ["## Defense ranking per generator (place by AvgRank on PDB's axes, unprocessed: 1 = most disruptive; "
-             "AvgRank in brackets)", "",
-             "| defense | " + " | ".join(mark[g] for g in gens) + " | mean place |", "|" + "---|" * (len(gens) + 2)]
-    for d in sorted(defs, key=lambda d: mean_place[d]):
-        cells = [f"{place[g][d]:g} ({by_g[g][d]:.2f})" if d in place[g] else "–" for g in gens]
-        lines.append(f"| {d} | " + " | ".join(cells) + f" | {mean_place[d]:.2f} |")
-    tau: dict = {}
+    rows = [{"defense": d, "places": {g: place[g][d] for g in gens if d in place[g]},
+             "avg_ranks": {g: by_g[g][d] for g in gens if d in by_g[g]}, "mean_place": mean_place[d]}
+            for d in sorted(defs, key=lambda d: mean_place[d])]
+    tau: dict = {a: {a: {"tau": 1.0, "n": len(by_g[a])}} for a in gens}
     for i, a in enumerate(gens):
         for b in gens[i + 1:]:
-            tau[(a, b)] = tau[(b, a)] = pair_tau(by_g, a, b)[1]
-    lines += ["", "### Kendall τ-b between the generators' rankings (AvgRank over the defenses both ranked; "
-              "1 = same order, 0 = unrelated, −1 = reversed)", "",
-              "| | " + " | ".join(gens) + " |", "|" + "---|" * (len(gens) + 1)]
-    for a in gens:
-        lines.append(f"| {a} | " + " | ".join("1" if a == b else _fmt(tau[(a, b)], ".2f") for b in gens) + " |")
-    vals = [(tau[(a, b)], a, b) for i, a in enumerate(gens) for b in gens[i + 1:] if tau[(a, b)] is not None]
-    if vals:
-        low = min(vals)
-        lines += ["", f"Mean τ over {len(vals)} pair(s) of generators: {sum(v for v, _, _ in vals) / len(vals):.2f}; "
-                  f"lowest {low[0]:.2f} ({low[1]} vs {low[2]})."]
+            common, t = pair_tau(by_g, a, b)
+            tau[a][b] = tau[b][a] = {"tau": t, "n": len(common)}
+    vals = [(tau[a][b]["tau"], a, b) for i, a in enumerate(gens) for b in gens[i + 1:] if tau[a][b]["tau"] is not None]
+    return {"generators": [{"name": g, "label": f"{g}{' (experimental)' if exp[g] else ''}", "experimental": exp[g]}
+                           for g in gens],
+            "rows": rows, "tau": tau, "n_pairs": len(vals),
+            "mean_tau": sum(v for v, _, _ in vals) / len(vals) if vals else None, "lowest": min(vals) if vals else None}
+
+
+RANKING_TITLE = "Defense ranking per generator"
+RANKING_HOW = "place by AvgRank on PDB's axes, unprocessed: 1 = most disruptive; AvgRank in brackets"
+TAU_TITLE = "Kendall τ-b between the generators' rankings"
+TAU_HOW = "AvgRank over the defenses both ranked; 1 = same order, 0 = unrelated, −1 = reversed"
+
+
+def ranking_sentences(rt: dict) -> list[str]:
+    """The lines under the τ matrix: the mean and the lowest τ, and the experimental weights' warning."""
+    if rt["lowest"] is not None:
+        t, a, b = rt["lowest"]
+        out = [f"Mean τ over {rt['n_pairs']} pair(s) of generators: {rt['mean_tau']:.2f}; lowest {t:.2f} ({a} vs {b})."]
     else:
-        lines += ["", "No τ: no two generators rank ≥ 2 common defenses without ties."]
-    if any(mark[g] != g for g in gens):
-        lines += ["", "Experimental weights (marked): their places are not fit for reporting."]
+        out = ["No τ: no two generators rank ≥ 2 common defenses without ties."]
+    if any(g["experimental"] for g in rt["generators"]):
+        out.append("Experimental weights (marked): their places are not fit for reporting.")
+    return out
+
+
+def ranking_markdown(meta: dict) -> str:
+    """Markdown of :func:`ranking_table`: one column per generator with each defense's place and its AvgRank
+    in brackets, rows in order of the mean place, then the τ-b matrix with the mean and the lowest τ.
+    Empty for a run with fewer than 2 ranked generators."""
+    rt = ranking_table(meta)
+    if rt is None:
+        return ""
+    gens = [g["name"] for g in rt["generators"]]
+    lines = [f"## {RANKING_TITLE} ({RANKING_HOW})", "",
+             "| defense | " + " | ".join(g["label"] for g in rt["generators"]) + " | mean place |",
+             "|" + "---|" * (len(gens) + 2)]
+    for r in rt["rows"]:
+        cells = [f"{r['places'][g]:g} ({r['avg_ranks'][g]:.2f})" if g in r["places"] else "–" for g in gens]
+        lines.append(f"| {r['defense']} | " + " | ".join(cells) + f" | {r['mean_place']:.2f} |")
+    lines += ["", f"### {TAU_TITLE} ({TAU_HOW})", "", "| | " + " | ".join(gens) + " |", "|" + "---|" * (len(gens) + 1)]
+    for a in gens:
+        lines.append(f"| {a} | " + " | ".join("1" if a == b else _fmt(rt["tau"][a][b]["tau"], ".2f") for b in gens) + " |")
+    for s in ranking_sentences(rt):
+        lines += ["", s]
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,12 @@ base64 data URI). It holds
   seconds per image, the wall seconds of the cell's batches);
 * sortable leaderboards, one per generator and one overall: AvgRank over the PDB axes the run
   measured (said which), the white-box value of each axis, ROB per probe set / R_ROB, and TE;
+* for a run with ≥ 2 generators, the defense ranking per generator (one column per generator) and the
+  Kendall τ-b matrix between the generators' rankings with the number of defenses each pair shares
+  (:func:`pdbench.report.findings.ranking_table`, what summary.md shows);
+* for a run with a ``swap`` block, the face swaps' table (:func:`pdbench.report.markdown.swap_table`, as
+  in summary.md): per cell, closer-to-source rate and cosine to the source under each identity judge,
+  landmark NME and background L1, clean swap → swap of the protected photo;
 * the findings of :mod:`pdbench.report.findings` (sentences computed from the numbers) and each
   defense's break-even purification;
 * plots (Matplotlib, Agg, inlined SVG): disruption vs severity per sweep, MSE vs CIDR and LPIPS vs
@@ -29,6 +35,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import write_text
 from . import findings as F
+from .markdown import SWAP_INTRO, partial_note, swap_table, swap_value
 from .pdb import AXES
 
 TEMPLATE = "report.html.j2"
@@ -231,6 +238,35 @@ def _leaderboards(meta: dict) -> tuple[list[dict], list[str]]:
     return boards, axes
 
 
+def _ranking(meta: dict) -> dict | None:
+    """:func:`pdbench.report.findings.ranking_table` as the page's tables: per defense its place (AvgRank
+    in brackets) under each generator and its mean place; the τ-b matrix, each cell with the number of
+    defenses the two generators both ranked."""
+    rt = F.ranking_table(meta)
+    if rt is None:
+        return None
+    gens = [g["name"] for g in rt["generators"]]
+    rows = [{"defense": r["defense"],
+             "cells": [{"v": r["places"][g], "t": f"{r['places'][g]:g} ({r['avg_ranks'][g]:.2f})"} if g in r["places"]
+                       else {"v": None, "t": "–"} for g in gens] + [_num(r["mean_place"], ".2f")]} for r in rt["rows"]]
+    tau = [{"generator": a, "cells": [{"t": "1" if a == b else F._fmt(rt["tau"][a][b]["tau"], ".2f"), "n": rt["tau"][a][b]["n"],
+                                       "diagonal": a == b} for b in gens]} for a in gens]
+    return {"generators": rt["generators"], "rows": rows, "tau": tau, "sentences": F.ranking_sentences(rt),
+            "title": F.RANKING_TITLE, "how": F.RANKING_HOW, "tau_title": F.TAU_TITLE, "tau_how": F.TAU_HOW}
+
+
+def _swaps(meta: dict) -> dict | None:
+    """:func:`pdbench.report.markdown.swap_table` as the page's table: each value cell "clean → protected"
+    (summary.md's text), sorted by the protected swap's value."""
+    st = swap_table(meta)
+    if st is None:
+        return None
+    rows = [[{"v": None, "t": r[k]} for k in ("generator", "role", "defense", "setting")]
+            + [{"v": "–" if prot is None else prot, "t": swap_value(clean, prot)} for clean, prot in r["values"]]
+            for r in st["rows"]]  # a data-v that is not a number ("–": no face found) sorts last
+    return {"head": st["head"], "rows": rows, "intro": SWAP_INTRO}
+
+
 def _n(k: int, word: str) -> str:
     return f"{k} {word}{'' if k == 1 else 's'}"
 
@@ -395,7 +431,7 @@ def render_html(meta: dict, run_dir: str | Path, found: dict | None = None) -> s
         name=meta.get("name", "benchmark"), line=line, axes=axes, missing_axes=missing_axes, boards=boards,
         rob_sets=agg.get("rob_sets", {}), loose=sorted({s for r in agg.get("rows", []) for s in r.get("settings", [])}),
         timing=timing, findings=found, break_even=be, plots=plots, sections=sec, grid_notes=grid_notes,
-        eps=EPS, shead=shead, srows=srows,
+        eps=EPS, shead=shead, srows=srows, ranking=_ranking(meta), swaps=_swaps(meta), partial=partial_note(meta),
         generators=meta.get("generators", {}), metrics=meta.get("metrics", {}))
 
 

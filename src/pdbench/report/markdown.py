@@ -13,6 +13,8 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     cols = list(metric_names) + ["protect_seconds_per_image"]
     info = meta.get("metrics", {})
     lines = [f"# {meta.get('name', 'benchmark')}", ""]
+    if partial_note(meta):
+        lines += [f"> **{partial_note(meta)}**", ""]
     for g, gi in meta.get("generators", {}).items():
         lines.append(f"- generator `{g}` (weights {gi.get('weights', '?')}): {gi['n_images']} images at {gi['resolution']} px, "
                      f"edits {', '.join(gi['conditions'])}")
@@ -47,34 +49,63 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def partial_note(meta: dict) -> str | None:
+    """The line that marks the summary of a run that stopped early (``meta["partial"]``), else None."""
+    p = meta.get("partial")
+    if not p:
+        return None
+    return (f"Partial results: {p['finished']} of {p['cells']} cells finished; rerun the same command to resume "
+            f"(stopped: {p['stopped']}). The finished cells are reused and this summary is replaced by the complete "
+            "one; every mean, rank and finding here covers the finished cells only.")
+
+
 def _cell(v) -> str:
     return "–" if v is None else (f"{v:.2f}" if abs(v) >= 10 else f"{v:.4f}")
 
 
-def _swap_lines(meta: dict) -> list[str]:
-    """The face swaps' identity and keep metrics, clean swap → swap of the protected photo, per cell."""
+SWAP_INTRO = ("Each protected photo is one side of a swap with a photo of a different person. Each value: the clean "
+              "photo's swap → the protected photo's swap, both judged against the clean source and target. Closer to "
+              "source: the share of swaps whose identity is nearer the source's than the target's (a protection "
+              "works when it falls); landmark NME and background L1 compare the swap with the target; – where the judge "
+              "found no face (a swap with no face counts as not closer to the source).")
+
+
+def swap_table(meta: dict) -> dict | None:
+    """The face swaps' identity and keep metrics per cell (what summary.md and the HTML report show), or None
+    for a run without a ``swap`` block: ``{"head", "keys", "rows"}`` with ``head`` the column names, ``keys``
+    the summary keys of the value columns (closer to source and cosine to the source per identity judge,
+    landmark NME, background L1) and ``rows`` ``{"generator", "role", "defense", "setting", "values"}``,
+    ``values`` a (clean swap, protected swap) pair of means per key (None where undefined)."""
     sw = meta.get("swap")
     if not sw:
-        return []
-    swappers = [g for g, gi in meta.get("generators", {}).items() if gi.get("kind") == "swap" and gi.get("judges")]
+        return None
+    gens = meta.get("generators", {})
+    swappers = [g for g, gi in gens.items() if gi.get("kind") == "swap" and gi.get("judges")]
     judges = sw.get("judges", [])
     head = ["generator", "protected photo", "defense", "setting"] + [f"closer to source ({j}) ↓" for j in judges] + \
         [f"cos to source ({j}) ↓" for j in judges] + ["landmark NME ↑", "background L1 ↑"]
-    lines = ["## Face swaps", "",
-             "Each protected photo is one side of a swap with a photo of a different person. Each value: the clean "
-             "photo's swap → the protected photo's swap, both judged against the clean source and target. Closer to "
-             "source: the share of swaps whose identity is nearer the source's than the target's (a protection "
-             "works when it falls); landmark NME and background L1 compare the swap with the target; – where the judge "
-             "found no face (a swap with no face counts as not closer to the source).", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     keys = [f"swap_closer_{j}" for j in judges] + [f"swap_cos_source_{j}" for j in judges] + \
         ["swap_landmark_nme", "swap_background_l1"]
-    for e in meta.get("summary", []):
-        if e["generator"] not in swappers:
-            continue
-        role = meta["generators"][e["generator"]].get("protected_role") or "?"
-        vals = [f"{_cell(e.get('clean_' + k))} → {_cell(e.get(k))}" for k in keys]
-        lines.append("| " + " | ".join([e["generator"], role, e["defense"], e["setting"]] + vals) + " |")
+    rows = [{"generator": e["generator"], "role": gens[e["generator"]].get("protected_role") or "?",
+             "defense": e["defense"], "setting": e["setting"], "values": [(e.get("clean_" + k), e.get(k)) for k in keys]}
+            for e in meta.get("summary", []) if e["generator"] in swappers]
+    return {"head": head, "keys": keys, "rows": rows}
+
+
+def swap_value(clean, protected) -> str:
+    """One swap cell: the clean swap's mean → the protected swap's."""
+    return f"{_cell(clean)} → {_cell(protected)}"
+
+
+def _swap_lines(meta: dict) -> list[str]:
+    """:func:`swap_table` as summary.md's face swap section."""
+    st = swap_table(meta)
+    if st is None:
+        return []
+    lines = ["## Face swaps", "", SWAP_INTRO, "", "| " + " | ".join(st["head"]) + " |", "|" + "---|" * len(st["head"])]
+    for r in st["rows"]:
+        lines.append("| " + " | ".join([r["generator"], r["role"], r["defense"], r["setting"]]
+                                       + [swap_value(*v) for v in r["values"]]) + " |")
     return lines + [""]
 
 

@@ -57,8 +57,9 @@ def retention(cell: dict, base: dict, axes) -> float | None:
     return _mean(parts)
 
 
-def _ranks(vals: dict[str, float]) -> dict[str, float]:
-    """Rank 1 = highest value; tied values share the mean of their ranks."""
+def tied_ranks(vals: dict[str, float]) -> dict[str, float]:
+    """Rank 1 = highest value; tied values share the mean of their ranks (PDB's AvgRank ranks each axis so;
+    the findings' ranking table places defenses by AvgRank with it too)."""
     order = sorted(vals, key=lambda d: -vals[d])
     out, i = {}, 0
     while i < len(order):
@@ -144,7 +145,7 @@ def pdb_aggregates(summary: list[dict], axes: tuple[str, ...] = AXES, te_entries
         ranks: dict[str, dict[str, float]] = {d: {} for d in defenses}
         for a in used:
             vals = {d: cells[(g, d, "none")].get(a) for d in defenses if (g, d, "none") in cells}
-            for d, r in _ranks({d: v for d, v in vals.items() if v is not None}).items():
+            for d, r in tied_ranks({d: v for d, v in vals.items() if v is not None}).items():
                 ranks[d][a] = r
         for d in defenses:
             base = cells.get((g, d, "none"))
