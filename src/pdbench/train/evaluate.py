@@ -55,6 +55,26 @@ def edit_report(G, x: torch.Tensor, labels: torch.Tensor) -> dict:
 
 
 @torch.inference_mode()
+def attention_report(G, x: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Where an attention-blending generator (AttentionGAN: ``G.attention(x, c)`` returns its mask A in
+    [0, 1], 1 = generated, 0 = copied from the photo) generates, per official edit and unedited: the mean
+    of A over the image and in the hair and face regions, and ``vs_unedited``, the mean |A(x, c) −
+    A(x, c_org)| (0: the edit uses the same mask as no edit — an edit-independent attention)."""
+    masks = region_masks(*x.shape[-2:])
+    n = x.shape[0]
+    a_org = G.attention(x, G.unedited(labels, n))[1][:, 0]
+
+    def stats(a: torch.Tensor) -> dict:
+        return {"mean": float(a.mean()), **{k: float(a[:, masks[k]].mean()) for k in ("hair", "face")}}
+
+    out: dict = {"edits": {}, "unedited": stats(a_org)}
+    for name, c in zip(G.condition_names, G.conditions(labels, n)):
+        a = G.attention(x, c)[1][:, 0]
+        out["edits"][name] = {**stats(a), "vs_unedited": float((a - a_org).abs().mean())}
+    return out
+
+
+@torch.inference_mode()
 def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 16) -> dict:
     """Mean cosine similarity of MobileFaceNet embeddings (``pdbench.faces.identity``, CelebA box): photo vs
     G(x, c) for each official edit (``edits``, and their mean ``mean_edit``), photo vs the reconstruction
