@@ -11,8 +11,8 @@ unprotected deepfake G(x, c), mean over the images (1 = the same identity; the r
 different held-out face are given for scale); the attribute accuracy of each hair-colour edit by a
 classifier, the attribute head of pdbench's trained StarGAN critic (:func:`pdbench.train.evaluate.hair_accuracy`,
 with its accuracy on the real faces beside it); for AttentionGAN, its attention mask per edit
-(:func:`pdbench.train.evaluate.attention_report`: mean, in the hair and face regions, and how far it
-moves from the unedited mask); with ``--fid-n`` the FIDs of ``fid_generators.py``
+(:func:`pdbench.train.evaluate.attention_report`: mean, in the hair and face regions, how far it
+moves from the unedited mask, and how far the content it lets through is from the photo); with ``--fid-n`` the FIDs of ``fid_generators.py``
 (edits and reconstructions against real held-out faces, beside the real-vs-real floor at that n).
 Without --checkpoint, pdbench's shipped weights are measured.
 """
