@@ -155,3 +155,30 @@ def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
     # the content it hides is far from the photo everywhere (|C - x| 0.39 hair, 0.35 face unedited: StarGAN's
     # pre-tanh output, which the init made the content, is 0.35 / 0.24 off), so the mask stays shut
     assert att["unedited"]["content_hair"] > 0.25 and att["unedited"]["content_face"] > 0.25, att["unedited"]
+
+
+def test_attention_report_measures_the_mask():
+    """attention_report on a net with known masks: a zero attention channel gives A = 0.5 everywhere, and a
+    first convolution blind to the condition gives every edit the unedited mask (|ΔA| = 0); with the
+    condition seen, the mask moves."""
+    from pdbench.train.evaluate import attention_report, region_masks
+
+    torch.manual_seed(0)
+    g = AttentionGAN(resolution=32, conv_dim=8, repeat_num=1)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    labels = torch.tensor([[1.0, 0, 0, 1, 0], [0, 1, 0, 0, 1], [0, 0, 1, 1, 1], [1, 0, 0, 0, 0]])
+    with torch.no_grad():
+        moved = attention_report(g, x, labels)
+        assert min(v["vs_unedited"] for v in moved["edits"].values()) > 0
+        g.net.main[0].weight[:, 3:] = 0  # the condition channels of the input
+        blind = attention_report(g, x, labels)
+        assert set(blind["edits"]) == set(g.condition_names)
+        assert all(v["vs_unedited"] == 0 for v in blind["edits"].values())
+        g.net.main[-1].weight[0] = 0  # the attention channel
+        half = attention_report(g, x, labels)
+    for v in [half["unedited"], *half["edits"].values()]:
+        assert v["mean"] == v["hair"] == v["face"] == 0.5
+    hair = region_masks(32, 32)["hair"]
+    with torch.no_grad():
+        _, _, content = g.attention(x, g.unedited(labels, 4))
+    assert half["unedited"]["content_hair"] == pytest.approx(float((content - x).abs().mean(1)[:, hair].mean()), rel=1e-5)
