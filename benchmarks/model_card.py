@@ -12,7 +12,7 @@ different held-out face are given for scale); the attribute accuracy of each hai
 classifier, the attribute head of pdbench's trained StarGAN critic (:func:`pdbench.train.evaluate.hair_accuracy`,
 with its accuracy on the real faces beside it); for AttentionGAN, its attention mask per edit
 (:func:`pdbench.train.evaluate.attention_report`: mean, in the hair and face regions, how far it
-moves from the unedited mask, and how far the content it lets through is from the photo); with ``--fid-n`` the FIDs of ``fid_generators.py``
+moves from the unedited mask, how far the content it lets through is from the photo); with ``--fid-n`` the FIDs of ``fid_generators.py``
 (edits and reconstructions against real held-out faces, beside the real-vs-real floor at that n).
 Without --checkpoint, pdbench's shipped weights are measured.
 """
