@@ -10,7 +10,9 @@ MobileFaceNet embeddings (:func:`pdbench.train.evaluate.identity_report`, CelebA
 unprotected deepfake G(x, c), mean over the images (1 = the same identity; the reconstruction and a
 different held-out face are given for scale); the attribute accuracy of each hair-colour edit by a
 classifier, the attribute head of pdbench's trained StarGAN critic (:func:`pdbench.train.evaluate.hair_accuracy`,
-with its accuracy on the real faces beside it); with ``--fid-n`` the FIDs of ``fid_generators.py``
+with its accuracy on the real faces beside it); for AttentionGAN, its attention mask per edit
+(:func:`pdbench.train.evaluate.attention_report`: mean, in the hair and face regions, how far it
+moves from the unedited mask, how far the content it lets through is from the photo); with ``--fid-n`` the FIDs of ``fid_generators.py``
 (edits and reconstructions against real held-out faces, beside the real-vs-real floor at that n).
 Without --checkpoint, pdbench's shipped weights are measured.
 """
@@ -27,8 +29,8 @@ from pdbench.assets import resolve
 from pdbench.data import FaceFolder
 from pdbench.generators import GENERATORS
 from pdbench.io import save_png
-from pdbench.train.evaluate import (HAIR_COLOURS, edit_report, hair_accuracy, identity_report, real_hair_accuracy,
-                                    stargan_classifier)
+from pdbench.train.evaluate import (HAIR_COLOURS, attention_report, edit_report, hair_accuracy, identity_report,
+                                    real_hair_accuracy, stargan_classifier)
 
 GRIDS = {"stargan": "pdbench.train.stargan", "attgan": "pdbench.train.attgan",
          "attentiongan": "pdbench.train.attentiongan", "fpgan": "pdbench.train.stargan",
@@ -54,6 +56,8 @@ def main() -> None:
     x, labels = ds.load(idx), ds.labels(G.attributes, idx)
     rep = {"generator": args.generator, "checkpoint": args.checkpoint, "n_images": len(idx), **edit_report(G, x, labels),
            "identity_cosine": identity_report(G, x, labels)}
+    if hasattr(G, "attention"):  # an attention-blending generator (AttentionGAN): where its mask generates
+        rep["attention"] = attention_report(G, x, labels)
     if G.resolution == 64:  # the classifier is 64 px
         clf = stargan_classifier()
         acc, count = real_hair_accuracy(x, ds.labels(HAIR_COLOURS, idx), clf)

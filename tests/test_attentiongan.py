@@ -128,7 +128,7 @@ def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
     age edits act in the face but hair-colour edits act more in the face than in the hair; the weights are
     flagged experimental (not for reported numbers); a user's checkpoint is not flagged."""
     from pdbench.assets import ASSETS, verify
-    from pdbench.train.evaluate import edit_report, region_masks
+    from pdbench.train.evaluate import attention_report, edit_report
 
     assert verify(ASSETS["attentiongan-celeba-64-pdbench"])
     g = get_generator("attentiongan")
@@ -136,7 +136,7 @@ def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
     x, labels, _ = celeba_test_batch
     with torch.inference_mode():
         rep = edit_report(g, x, labels)
-        att = {name: g.attention(x, c)[1][:, 0] for name, c in zip(g.condition_names, g.conditions(labels, x.shape[0]))}
+        att = attention_report(g, x, labels)
     e = rep["edits"]
     print(rep)
     for hair in ("to_Black_Hair", "to_Blond_Hair", "to_Brown_Hair"):  # hair/face measured 0.80, 0.51, 0.56
@@ -145,8 +145,41 @@ def test_shipped_weights_edits_as_the_card_says(celeba_test_batch):
     for edit in ("flip_Male", "flip_Young"):  # measured face 4.8, 4.4 x hair; 0.073, 0.077 in the face
         assert e[edit]["face"] > 3 * e[edit]["hair"] and e[edit]["face"] > 0.06, (edit, e[edit])
     assert rep["cycle_l1"] < 0.07 and rep["self_l1"] < 0.06  # measured 0.047, 0.040 (StarGAN 0.16, 0.18)
-    m = region_masks(64, 64)
-    means = [float(a.mean()) for a in att.values()]
+    print(att)
+    a = att["edits"]
+    means = [v["mean"] for v in a.values()]
     assert 0.06 < min(means) and max(means) < 0.16 and max(means) - min(means) < 0.03, means  # 0.10-0.11 for every edit
-    for name, a in att.items():  # the mask sits on the face (0.19-0.22) and not on the hair (0.06-0.08)
-        assert float(a[:, m["face"]].mean()) > 2 * float(a[:, m["hair"]].mean()), name
+    for name, v in a.items():  # the mask sits on the face (0.19-0.22) and not on the hair (0.06-0.08) ...
+        assert v["face"] > 2 * v["hair"], (name, v)
+        assert v["vs_unedited"] < 0.04, (name, v)  # ... and barely moves with the edit: |A - A_org| 0.017-0.026
+    # the content it hides is far from the photo everywhere (|C - x| 0.39 hair, 0.35 face unedited: StarGAN's
+    # pre-tanh output, which the init made the content, is 0.35 / 0.24 off), so the mask stays shut
+    assert att["unedited"]["content_hair"] > 0.25 and att["unedited"]["content_face"] > 0.25, att["unedited"]
+
+
+def test_attention_report_measures_the_mask():
+    """attention_report on a net with known masks: a zero attention channel gives A = 0.5 everywhere, and a
+    first convolution blind to the condition gives every edit the unedited mask (|ΔA| = 0); with the
+    condition seen, the mask moves."""
+    from pdbench.train.evaluate import attention_report, region_masks
+
+    torch.manual_seed(0)
+    g = AttentionGAN(resolution=32, conv_dim=8, repeat_num=1)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    labels = torch.tensor([[1.0, 0, 0, 1, 0], [0, 1, 0, 0, 1], [0, 0, 1, 1, 1], [1, 0, 0, 0, 0]])
+    with torch.no_grad():
+        moved = attention_report(g, x, labels)
+        assert min(v["vs_unedited"] for v in moved["edits"].values()) > 0
+        g.net.main[0].weight[:, 3:] = 0  # the condition channels of the input
+        blind = attention_report(g, x, labels)
+        assert set(blind["edits"]) == set(g.condition_names)
+        assert all(v["vs_unedited"] == 0 for v in blind["edits"].values())
+        g.net.main[-1].weight[0] = 0  # the attention channel
+        half = attention_report(g, x, labels)
+    for v in [half["unedited"], *half["edits"].values()]:
+        assert v["mean"] == v["hair"] == v["face"] == 0.5
+    hair = region_masks(32, 32)["hair"]
+    with torch.no_grad():
+        _, _, content = g.attention(x, g.unedited(labels, 4))
+    err = (content - x).abs().mean(1)
+    assert half["unedited"]["content_hair"] == pytest.approx(float(err[:, hair].mean()), rel=1e-5)

@@ -55,6 +55,31 @@ def edit_report(G, x: torch.Tensor, labels: torch.Tensor) -> dict:
 
 
 @torch.inference_mode()
+def attention_report(G, x: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Where an attention-blending generator (AttentionGAN: ``G.attention(x, c)`` returns its mask A in
+    [0, 1], 1 = generated, 0 = copied from the photo, and its content C) generates, per official edit and
+    unedited: the mean of A over the image and in the hair and face regions; ``content_hair`` /
+    ``content_face``, the mean |C − x| there (how far what A lets through is from the photo); and, per edit,
+    ``vs_unedited``, the mean |A(x, c) − A(x, c_org)| (0: the edit uses the same mask as no edit — an
+    edit-independent attention)."""
+    masks = region_masks(*x.shape[-2:])
+    n = x.shape[0]
+
+    def stats(c: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        _, a, content = G.attention(x, c)
+        a, err = a[:, 0], (content - x).abs().mean(1)
+        return {"mean": float(a.mean()), **{k: float(a[:, masks[k]].mean()) for k in ("hair", "face")},
+                **{f"content_{k}": float(err[:, masks[k]].mean()) for k in ("hair", "face")}}, a
+
+    unedited, a_org = stats(G.unedited(labels, n))
+    out: dict = {"edits": {}, "unedited": unedited}
+    for name, c in zip(G.condition_names, G.conditions(labels, n)):
+        st, a = stats(c)
+        out["edits"][name] = {**st, "vs_unedited": float((a - a_org).abs().mean())}
+    return out
+
+
+@torch.inference_mode()
 def identity_report(G, x: torch.Tensor, labels: torch.Tensor, batch: int = 16) -> dict:
     """Mean cosine similarity of MobileFaceNet embeddings (``pdbench.faces.identity``, CelebA box): photo vs
     G(x, c) for each official edit (``edits``, and their mean ``mean_edit``), photo vs the reconstruction
