@@ -117,3 +117,32 @@ def test_train_init_widen_starts_from_the_widened_generator_and_the_shipped_crit
                  "--iters", "0"] + narrow) == 2
     err = capsys.readouterr().err
     assert "already conv_dim 16" in err and err.count("\n") == 1
+
+
+def test_a_wide_checkpoint_is_selected_in_a_config_and_evaluated_at_its_own_width(stargan, celeba_test_batch, tmp_path):
+    """A width-32 StarGAN checkpoint of `pdbench train` (exported) is chosen in a benchmark config by its
+    path alone: width and depth come from its tensors, the resolution from the recipe it records."""
+    from pdbench.bench.config import load_config
+    from pdbench.bench.runner import _generator
+    from pdbench.generators.base import trained_resolution
+    from pdbench.io import save_safetensors
+
+    wide, _ = widen_stargan(stargan.net.state_dict(), 32)
+    ckpt = tmp_path / "stargan-wide.safetensors"
+    save_safetensors({k: v.half() if v.is_floating_point() else v for k, v in wide.items()}, ckpt,
+                     {"step": "0", "method": "stargan", "recipe": json.dumps({"resolution": 64, "g_conv_dim": 32})})
+    assert trained_resolution(ckpt) == 64
+    plain = tmp_path / "plain.safetensors"  # no pdbench record (an official or converted file): the default
+    save_safetensors(wide, plain)
+    assert trained_resolution(plain) is None and StarGAN.from_assets(checkpoint=str(plain)).resolution == 128
+    cfg_path = tmp_path / "wide.yaml"
+    cfg_path.write_text(f"name: wide\ndataset: {{asset: celeba-10k-89px, images: images, attrs: list_attr_celeba_first20k.txt,"
+                        f" holdout: 1000, split: test, n: 2}}\ngenerators:\n  - {{name: stargan, checkpoint: {ckpt}}}\n"
+                        f"defenses: [none]\nmetrics: [mse]\nout: {tmp_path / 'out'}\n")
+    cfg = load_config(cfg_path)
+    G = _generator(cfg.generators[0], "cpu")
+    assert G.resolution == 64 and G.net.main[0].out_channels == 32
+    x, labels, _ = celeba_test_batch
+    with torch.inference_mode():
+        c = stargan.conditions(labels[:4], 4)[0]
+        assert float((G.generate(x[:4], c) - stargan.generate(x[:4], c)).abs().max()) < 1e-5  # fp16 halves are exact
