@@ -99,6 +99,13 @@ def test_train_init_widen_starts_from_the_widened_generator_and_the_shipped_crit
     assert torch.equal(st["G"]["main.0.weight"], torch.cat([g["main.0.weight"]] * 2))
     d = load_file(str(resolve("stargan-celeba-64-pdbench-critic")))
     assert all(torch.equal(st["D"][k], v.float()) for k, v in d.items())  # the shipped critic, unchanged
+    # a run directory widens too: its recipe (critic width 16 and all) with the wider generator asked for
+    assert main(["train", "stargan", "--out", str(tmp_path / "w48"), "--init", str(out), "--widen", "--widen-noise", "0",
+                 "--set", "g_conv_dim=48", "--iters", "0"] + base) == 0
+    st48 = torch.load(tmp_path / "w48" / "state.pt", weights_only=True)
+    assert st48["recipe"]["g_conv_dim"] == 48 and st48["recipe"]["d_conv_dim"] == 16
+    assert torch.equal(st48["G"]["main.0.weight"][:32], st["G"]["main.0.weight"])
+    assert all(torch.equal(st48["D"][k], v) for k, v in st["D"].items())
     # a short run from there trains and resumes with the saved (wide) recipe; the record survives
     assert main(["train", "stargan", "--out", str(tmp_path / "w2"), "--init", "stargan-celeba-64-pdbench", "--widen",
                  "--iters", "2"] + common) == 0
