@@ -28,6 +28,7 @@ import torch
 from pdbench.assets import resolve
 from pdbench.data import FaceFolder
 from pdbench.generators import GENERATORS
+from pdbench.generators.base import trained_resolution
 from pdbench.io import save_png
 from pdbench.train.evaluate import (HAIR_COLOURS, attention_report, edit_report, hair_accuracy, identity_report,
                                     real_hair_accuracy, stargan_classifier)
@@ -41,13 +42,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("generator", choices=sorted(GRIDS))
     ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--resolution", type=int, default=64, help="resolution of --checkpoint")
+    ap.add_argument("--resolution", type=int, default=None,
+                    help="resolution of --checkpoint (default: the one `pdbench train` recorded in it, else 64); its "
+                         "width and depth are read from its tensors")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--fid-n", type=int, default=0, help="also FID at this n (fid_generators.py; 100 on the cards)")
     ap.add_argument("--grid", default=None, help="write a sample grid (8 held-out faces) to this PNG")
     args = ap.parse_args()
-    G = GENERATORS.get(args.generator).from_assets(checkpoint=args.checkpoint,
-                                                    resolution=args.resolution if args.checkpoint else None)
+    res = (args.resolution or trained_resolution(args.checkpoint) or 64) if args.checkpoint else None
+    G = GENERATORS.get(args.generator).from_assets(checkpoint=args.checkpoint, resolution=res)
     root = resolve("celeba-10k-89px", check=False)
     ds = FaceFolder(root / "images", G.resolution, attr_file=root / "list_attr_celeba_first20k.txt", check_files=False,
                     crop=G.crop)

@@ -27,6 +27,10 @@ def _train(args: argparse.Namespace) -> int:
                               ("lr", args.lr)) if v is not None and k in fields}
     opts.update(trainer_cls.recipe_options(args.dim, args.fc_dim, args.layers, args.iters))
     opts.update(_recipe_sets(args.method, trainer_cls.Recipe, args.set or []))
+    if args.widen and not args.init:
+        raise PdbenchError("--widen widens the generator of --init: give --init (the narrower run, asset or checkpoint)")
+    if args.widen and not trainer_cls.widens:
+        raise PdbenchError(f"--widen applies to stargan (its generator widens function-preservingly), not {args.method}")
     if args.decay_iters is not None:
         if "decay_iters" not in fields:
             raise PdbenchError(f"--decay-iters applies to stargan only ({args.method} drops its rate ten-fold at half the iterations)")
@@ -39,7 +43,8 @@ def _train(args: argparse.Namespace) -> int:
     if saved:
         recipe = resume_recipe(args.method, trainer_cls.Recipe, saved, opts, args.out)
     elif init_run:  # fine-tuning another run: its architecture, this command's schedule and data
-        recipe = resume_recipe(args.method, trainer_cls.Recipe, init_run, opts, args.init, INIT_FIELDS,
+        recipe = resume_recipe(args.method, trainer_cls.Recipe, init_run, opts, args.init,
+                               INIT_FIELDS + (("g_conv_dim",) if args.widen else ()),
                                "fine-tune it with its own architecture, or --init a run of the architecture you want")
     else:
         recipe = trainer_cls.Recipe(**opts)
@@ -47,7 +52,7 @@ def _train(args: argparse.Namespace) -> int:
     if resuming:
         trainer.resume()
     elif args.init:
-        trainer.init_from(args.init)
+        trainer.init_from(args.init, **({"widen": True, "widen_noise": args.widen_noise} if args.widen else {}))
     trainer.train(max_minutes=args.max_minutes, save_every=args.save_every, sample_every=args.sample_every)
     print(f"step {trainer.step}: weights in {trainer.out / (trainer.product + '.safetensors')}, "
           f"samples in {trainer.out / 'samples'}")
@@ -385,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out with the recipe it was started with (only --iters/--decay-iters may change)")
     t.add_argument("--init", default=None,
                    help="start from trained weights (fine-tune): a run directory, a generator asset name or a checkpoint file")
+    t.add_argument("--widen", action="store_true",
+                   help="with --init: widen its narrower generator to this recipe's g_conv_dim (Net2WiderNet, the same "
+                        "function), e.g. --init stargan-celeba-64-pdbench --resolution 64 --conv-dim 16 --set g_conv_dim=32")
+    t.add_argument("--widen-noise", type=float, default=0.01,
+                   help="--widen: noise on the added channels' weights (× each layer's weight std) so that the copies "
+                        "can learn apart (default 0.01; 0 keeps the function exactly, but the copies then never diverge)")
     t.add_argument("--lr", type=float, default=None, help="learning rate of the trained networks (default: the official)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="set any recipe field (repeatable), e.g. --set edits_per_step=1 --set lambda_adv=2")

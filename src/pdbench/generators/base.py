@@ -40,6 +40,7 @@ import inspect
 import numbers
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -591,14 +592,34 @@ class Generator(nn.Module):
 
 def checkpoint_state(checkpoint: str | None, asset: str) -> tuple[dict, str, dict]:
     """The state dict of an explicit checkpoint path, else of the registered asset (checksum-verified),
-    with where it came from (for messages) and the asset's metadata (``{}`` for a path)."""
+    with where it came from (for messages) and the asset's metadata; for a path, the resolution that
+    ``pdbench train`` recorded in it (:func:`trained_resolution`), else ``{}``."""
     from ..assets import ASSETS, load_state_dict, resolve
 
     if checkpoint is not None:
-        return load_state_dict(checkpoint), str(checkpoint), {}
+        state = load_state_dict(checkpoint)
+        res = trained_resolution(checkpoint)
+        return state, str(checkpoint), ({"resolution": res} if res else {})
     spec = ASSETS.get(asset)
     path = resolve(asset)
     return load_state_dict(path, asset=spec), str(path), spec.meta
+
+
+def trained_resolution(path: str | os.PathLike) -> int | None:
+    """The resolution a ``pdbench train`` checkpoint (its ``G.safetensors``, or ``pdbench export`` of it)
+    was trained at, from the recipe in its metadata; None for any other file (an official checkpoint)."""
+    import json
+
+    if Path(path).suffix != ".safetensors":
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            recipe = json.loads((f.metadata() or {}).get("recipe", "{}"))
+        return int(recipe["resolution"]) if isinstance(recipe, dict) and "resolution" in recipe else None
+    except (OSError, ValueError, TypeError):  # unreadable metadata: the caller's default applies
+        return None
 
 
 def strict_load_error(err: RuntimeError, source: str, few: int = 3):

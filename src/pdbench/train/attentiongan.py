@@ -55,6 +55,7 @@ class AttentionGANTrainer(StarGANTrainer):
     attributes = ATTRS
 
     net_cls = AttentionGANNet
+    widens = False  # its init_from converts a StarGAN generator; widening is StarGAN's alone for now
 
     def sample_grid(self) -> np.ndarray:
         return sample_grid(self.G, self.fixed_x, self.fixed_c)

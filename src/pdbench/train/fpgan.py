@@ -65,6 +65,7 @@ class FPGANTrainer(StarGANTrainer):
     attributes = ATTRS
 
     net_cls = FPGANNet
+    widens = False  # its init_from converts a StarGAN generator; widening is StarGAN's alone for now
 
     def init_from(self, source: str) -> str:
         what = super().init_from(source)

@@ -44,6 +44,7 @@ class Trainer:
     attributes: tuple[str, ...] = ()
     crop: float = 1.0  # fraction of the short side centre-cropped before resizing (method's official preprocessing)
     product: str = "G"
+    widens: bool = False  # init_from(..., widen=True) can widen a narrower generator (the StarGAN recipe)
 
     def __init__(self, data: str, attrs: str | None, out: str, recipe, device: str | None = None, amp: str | None = None):
         self.recipe = recipe
@@ -243,12 +244,20 @@ class GANTrainer(Trainer):
     def lr_bases(self) -> list[tuple[torch.optim.Optimizer, float]]:
         return [(self.opt_g, self.recipe.g_lr), (self.opt_d, self.recipe.d_lr)]
 
-    def init_from(self, source: str) -> str:
+    def widen_generator(self, state: dict, noise: float) -> tuple[dict, str]:
+        """``state`` (a narrower generator's) widened to this recipe's width, with what was done; a recipe
+        whose generator can be widened (the StarGAN family) overrides this."""
+        raise InputError(f"--widen applies to stargan, not {self.name}")
+
+    def init_from(self, source: str, widen: bool = False, widen_noise: float = 0.0) -> str:
         """Start from trained weights instead of random ones (fine-tuning; e.g. an attacker who retrains
         a generator on protected photos). ``source`` is a run directory of ``pdbench train`` (its
         generator and critic), or a generator checkpoint: a registered asset name (with the critic the
         asset names in its ``critic`` metadata, if any) or a file. Without a critic, the critic starts
-        fresh. Optimisers and the step count start anew. Returns a description for messages."""
+        fresh. Optimisers and the step count start anew. With ``widen``, the generator is a narrower one
+        widened to the recipe's width (:meth:`widen_generator`; ``widen_noise`` breaks the copies'
+        symmetry); the critic must fit the recipe as it is. Returns a description for messages (and the
+        run's record, ``init`` in ``progress.json``)."""
         from ..assets import ASSETS, load_state_dict
         from ..generators.base import checkpoint_state, float_state
 
@@ -272,6 +281,9 @@ class GANTrainer(Trainer):
             if isinstance(g_state.get("G"), dict):  # official {'G': state} checkpoints
                 g_state = g_state["G"]
             what = f"{source}" + ("" if d_state is not None else " (generator only; the critic starts fresh)")
+        if widen:
+            g_state, how = self.widen_generator(g_state, widen_noise)
+            what += f"; generator {how}"
         for net, state, part in ((self.G, g_state, "generator"), (self.D, d_state, "critic")):
             if state is None:
                 continue
