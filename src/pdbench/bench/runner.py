@@ -1047,16 +1047,17 @@ def _set_aside_stale(out: Path, config_key: str, results_key: str) -> str | None
     earlier ones). Files pdbench did not write are never touched: the note names them instead."""
     j, c = out / "results.json", out / "results.csv"
     if not j.exists():
-        return ("results.csv beside this summary was not written with this run's results.json; it is not this "
-                "run's table.") if c.exists() else None
+        return ("results.csv beside this summary has no results.json of a complete run beside it; do not read it as "
+                "this run's table.") if c.exists() else None
     old = _own_results(j, config_key)
     if old is None:
         return "results.json beside this summary was not written by a complete pdbench run of this config; it is not this run's."
     csv_ours = c.exists() and _own_csv(c, old)
     csv_note = "" if csv_ours or not c.exists() else " results.csv was changed after pdbench wrote it and is left as it is."
     if old.get("results_key") == results_key:
-        return ("results.json" + (" and results.csv" if csv_ours else "") + " beside this summary are the complete "
-                "results of an earlier run of this same plan (the same config, weights and photos)." + csv_note)
+        return ("results.json" + (" and results.csv beside this summary are" if csv_ours else " beside this summary is")
+                + " the complete results of an earlier run of this same plan (the same config, weights and photos)."
+                + csv_note)
     sj, sc = out / STALE["results.json"], out / STALE["results.csv"]
     stale_meta = _own_results(sj, config_key) if sj.exists() else {}
     if stale_meta is None or (csv_ours and sc.exists() and not _own_csv(sc, stale_meta)):
