@@ -103,6 +103,70 @@ def test_a_stopped_run_writes_a_partial_summary_that_the_resumed_run_replaces(ce
     assert "partial" not in meta and [e["n_images"] for e in meta["summary"]] == [2, 2]
 
 
+
+def test_a_partial_run_never_leaves_an_earlier_runs_results_beside_its_summary(celeba_dir, tmp_path, monkeypatch):
+    """After a complete run, a run that stops early shows each generator's images as finished of planned, and
+    says what the earlier results.json / results.csv are: kept when they are of this same plan (only the cache
+    was cleared), renamed results.stale.* when other inputs changed (here the metric weights' checksums, which
+    the config's key does not cover), a results.csv the user edited left as it is."""
+    import shutil
+
+    from pdbench.bench import runner
+
+    cfg = _cfg(celeba_dir, tmp_path / "a", defenses=["none", {"name": "fgsm"}], settings=["none"],
+               metrics=["mse", "linf_adv"], batch_size=1,
+               dataset={"path": str(celeba_dir / "images"), "attrs": str(celeba_dir / "list_attr_celeba_first20k.txt"),
+                        "holdout": 1000, "split": "test", "n": 2, "seed": 0})
+    out, real, calls = tmp_path / "a", runner.timed_compute, []
+
+    def stop_in_second_cell(cell, *a, **kw):
+        calls.append(cell.label())
+        if len(calls) % 2 == 0:
+            raise KeyboardInterrupt
+        return real(cell, *a, **kw)
+
+    def stopped_run():
+        monkeypatch.setattr(runner, "timed_compute", stop_in_second_cell)
+        with pytest.raises(KeyboardInterrupt):
+            run(cfg, progress=False)
+        monkeypatch.setattr(runner, "timed_compute", real)
+        return (out / "summary.md").read_text(), (out / "report.html").read_text()
+
+    run(cfg, progress=False)
+    first = {n: (out / n).read_bytes() for n in ("results.json", "results.csv")}
+    shutil.rmtree(out / "cache")  # the same plan, recomputed
+    md, html = stopped_run()
+    assert "- generator `stargan` (weights " in md and "): 1 of 2 planned images finished (none 1, fgsm 0) at 64 px" in md
+    assert "(1 of 2 planned images finished (none 1, fgsm 0) at 64 px" in html and "on 1 of 2 planned images" in html
+    assert ("results.json and results.csv beside this summary are the complete results of an earlier run of this same "
+            "plan (the same config, weights and photos).") in md
+    assert {n: (out / n).read_bytes() for n in first} == first and not (out / "results.stale.json").exists()
+
+    monkeypatch.setattr(runner, "metric_weights_key", lambda: "other-metric-weights")  # other inputs, same config
+    md, html = stopped_run()
+    assert ("The complete results of an earlier run of other inputs (weights, photos or metric weights) were renamed "
+            "results.stale.json and results.stale.csv: they are not this run's numbers.") in md
+    assert "were renamed results.stale.json" in html
+    assert not (out / "results.json").exists() and not (out / "results.csv").exists()
+    assert {n: (out / n.replace("results", "results.stale")).read_bytes() for n in first} == first
+
+    stats = run(cfg, progress=False)  # the resumed run: the complete results of the new inputs
+    assert stats == {**stats, "computed": 3, "reused": 1}
+    meta, stale = (json.loads((out / n).read_text()) for n in ("results.json", "results.stale.json"))
+    assert meta["results_key"] != stale["results_key"] and "Partial results" not in (out / "summary.md").read_text()
+
+    with open(out / "results.csv", "a") as f:
+        f.write("my,own,line,,,,,\n")  # a user's edit: pdbench no longer owns the file
+    edited = (out / "results.csv").read_bytes()
+    monkeypatch.setattr(runner, "metric_weights_key", lambda: "third-metric-weights")
+    md, _ = stopped_run()
+    assert ("were renamed results.stale.json: they are not this run's numbers. results.csv was changed after pdbench "
+            "wrote it and is left as it is.") in md
+    assert (out / "results.csv").read_bytes() == edited and not (out / "results.json").exists()
+    assert json.loads((out / "results.stale.json").read_text())["results_key"] == meta["results_key"]
+    assert not (out / "results.stale.csv").exists()  # the earlier stale table belonged to the replaced results.json
+    assert not list(out.rglob("*.part"))
+
 def test_tidy_rows_and_summary(celeba_dir, tmp_path):
     run(_cfg(celeba_dir, tmp_path), progress=False)
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))

@@ -153,3 +153,26 @@ def test_a_wide_checkpoint_is_selected_in_a_config_and_evaluated_at_its_own_widt
     with torch.inference_mode():
         c = stargan.conditions(labels[:4], 4)[0]
         assert float((G.generate(x[:4], c) - stargan.generate(x[:4], c)).abs().max()) < 1e-5  # fp16 halves are exact
+
+
+def test_widen_is_offered_by_the_trainers_that_implement_it_and_refused_by_the_others_up_front(tmp_path, capsys):
+    """One record of who widens (a trainer's ``widen_generator``): StarGAN's; Fixed-Point GAN and AttentionGAN,
+    StarGAN's family, do not inherit it, and `pdbench train fpgan --widen` is refused in one line naming
+    the trainers that do, before any data are read or the run folder is made."""
+    from pdbench.train import TRAINERS
+    from pdbench.train.loop import widening_trainers
+
+    assert widening_trainers() == ["stargan"]
+    assert TRAINERS.get("stargan").widen_generator is not None
+    assert TRAINERS.get("fpgan").widen_generator is None and TRAINERS.get("attentiongan").widen_generator is None
+    capsys.readouterr()
+    for method in ("fpgan", "attentiongan"):
+        out = tmp_path / method
+        assert main(["train", method, "--out", str(out), "--init", "stargan-celeba-64-pdbench", "--widen",
+                     "--data", str(tmp_path / "no-such-folder"), "--iters", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no-such-folder" not in err
+        assert (f"--widen applies to stargan (a generator that widens function-preservingly), not {method}; drop "
+                "--widen, or train stargan instead") in err
+        assert not out.exists()
+

@@ -17,7 +17,7 @@ def _train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .train import TRAINERS
-    from .train.loop import INIT_FIELDS, resume_recipe, saved_recipe
+    from .train.loop import INIT_FIELDS, resume_recipe, saved_recipe, widen_refusal
 
     trainer_cls = TRAINERS.get(args.method)
     fields = {f.name for f in dataclasses.fields(trainer_cls.Recipe)}
@@ -29,8 +29,8 @@ def _train(args: argparse.Namespace) -> int:
     opts.update(_recipe_sets(args.method, trainer_cls.Recipe, args.set or []))
     if args.widen and not args.init:
         raise PdbenchError("--widen widens the generator of --init: give --init (the narrower run, asset or checkpoint)")
-    if args.widen and not trainer_cls.widens:
-        raise PdbenchError(f"--widen applies to stargan (its generator widens function-preservingly), not {args.method}")
+    if args.widen and trainer_cls.widen_generator is None:  # before any data are read
+        raise PdbenchError(widen_refusal(args.method))
     if args.decay_iters is not None:
         if "decay_iters" not in fields:
             raise PdbenchError(f"--decay-iters applies to stargan only ({args.method} drops its rate ten-fold at half the iterations)")

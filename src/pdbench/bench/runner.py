@@ -16,6 +16,9 @@ The run is a **plan** of cells, each computed by :func:`compute_cell`, then **co
   were undefined), the Markdown ``summary.md`` and ``report.html``, all atomically. A run that stops
   early (Ctrl-C, SIGTERM, a cell that raises) writes summary.md and report.html of the cells that
   finished, marked partial (:func:`collect_partial`), then raises as before; the resumed run replaces them.
+  results.json records the plan's ``results_key`` (:meth:`Plan.results_key`: weights, photos, settings,
+  metrics) and results.csv's sha256, so that a partial summary can tell an earlier complete run's pair of
+  this same plan (kept) from one of other inputs (renamed ``results.stale.json`` / ``.csv``).
 
 **Transfer** (a ``transfer: {from: [...], to: [...]}`` block): a cell whose generator is a source also
 judges its perturbations on every target generator ≠ source (:class:`TransferTarget`). The attack runs
@@ -242,6 +245,15 @@ class TransferTarget:
 class Plan:
     cells: list[Cell]
     generators: dict = field(default_factory=dict)  # label -> metadata (resolution, n_images, weights, conditions)
+
+    def results_key(self, out: str | os.PathLike) -> str:
+        """What this plan's numbers depend on: the cache files of its rows (relative to the run folder
+        ``out``), whose names are keyed by the generators' weights, the photos' sha256, the defenses, the
+        settings, the metrics and their weights. The config alone does not fix these (a replaced photo or
+        checkpoint keeps the config's key); results.json records this key."""
+        files = [p for c in self.cells for p in (*(c.setting_file(t) for t in c.settings),
+                                                 *(c.transfer_file(tt, t) for tt in c.transfer for t in c.judged_settings))]
+        return _key(sorted(os.path.relpath(p, out) for p in files))
 
 
 def _defense_kwargs(dspec: dict, seed: int) -> dict:
@@ -935,6 +947,7 @@ def _gather(cfg: BenchConfig, plan: Plan, results: list[CellResult | None], devi
     done = [(c, r) for c, r in zip(plan.cells, results) if r is not None]
     rows = [row for _, res in done for row in res.rows]
     meta: dict = {"name": cfg.name, "config": cfg.__dict__, "config_key": cfg.content_key(),
+                  "results_key": plan.results_key(out),
                   "generators": plan.generators,
                   "metrics": {lab: METRICS.get(m["name"]).info() for lab, m in zip(cfg.metrics, cfg.metric_specs)},
                   "run": run_info or {},
@@ -986,6 +999,7 @@ def collect(cfg: BenchConfig, plan: Plan, results: list[CellResult], device, run
     w.writeheader()
     w.writerows({"source": r["generator"], "target": r["generator"], **r} for r in rows)  # white box: source = target
     write_text(out / "results.csv", buf.getvalue())
+    meta["results_csv_sha256"] = sha256_file(out / "results.csv")  # how a later partial run knows the file is ours
     meta["findings"] = compute_findings(meta)  # before results.json: it keeps the purification costs it measured
     write_text(out / "results.json", json.dumps(meta, indent=1, default=str))
     write_text(out / "summary.md", _summary_md(meta, cfg))
@@ -1000,12 +1014,85 @@ def _stop_reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}".splitlines()[0][:200]
 
 
+CSV_HEADER = "image,generator,source,target,defense,setting,metric,value"  # the first line of collect's results.csv
+STALE = {"results.json": "results.stale.json", "results.csv": "results.stale.csv"}
+
+
+def _own_results(json_path: Path, config_key: str) -> dict | None:
+    """The metadata of a results.json that pdbench's :func:`collect` wrote for this folder's config, else None."""
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("config_key") == config_key and "summary" in meta else None
+
+
+def _own_csv(csv_path: Path, meta: dict) -> bool:
+    """Whether ``csv_path`` is the results.csv written with ``meta`` (its recorded sha256; for a run folder
+    of a pdbench that did not record it, its header)."""
+    try:
+        if meta.get("results_csv_sha256"):
+            return sha256_file(csv_path) == meta["results_csv_sha256"]
+        with open(csv_path, encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n") == CSV_HEADER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _set_aside_stale(out: Path, config_key: str, results_key: str) -> str | None:
+    """Before a partial summary: make an earlier complete run's results.json / results.csv beside it
+    unmistakable. Those of this same plan (same weights, photos, settings, metrics: ``results_key``) stay,
+    and the returned note says they are current; those of other inputs (or of a pdbench that did not record
+    the key) are renamed ``results.stale.json`` / ``results.stale.csv`` (replacing only pdbench's own
+    earlier ones). Files pdbench did not write are never touched: the note names them instead."""
+    j, c = out / "results.json", out / "results.csv"
+    if not j.exists():
+        return ("results.csv beside this summary has no results.json of a complete run beside it; do not read it as "
+                "this run's table.") if c.exists() else None
+    old = _own_results(j, config_key)
+    if old is None:
+        return "results.json beside this summary was not written by a complete pdbench run of this config; it is not this run's."
+    csv_ours = c.exists() and _own_csv(c, old)
+    csv_note = "" if csv_ours or not c.exists() else " results.csv was changed after pdbench wrote it and is left as it is."
+    if old.get("results_key") == results_key:
+        return ("results.json" + (" and results.csv beside this summary are" if csv_ours else " beside this summary is")
+                + " the complete results of an earlier run of this same plan (the same config, weights and photos)."
+                + csv_note)
+    sj, sc = out / STALE["results.json"], out / STALE["results.csv"]
+    stale_meta = _own_results(sj, config_key) if sj.exists() else {}
+    if stale_meta is None or (csv_ours and sc.exists() and not _own_csv(sc, stale_meta)):
+        return ("results.json beside this summary holds the complete results of an earlier run of other inputs (weights, "
+                "photos or metric weights), not this run's numbers; it was left in place because "
+                f"{STALE['results.json']} / {STALE['results.csv']} exist and are not pdbench's.")
+    if csv_ours:
+        os.replace(c, sc)
+    elif sc.exists() and _own_csv(sc, stale_meta):
+        sc.unlink()  # the table of the stale results.json replaced below: it would pair with the wrong one
+    os.replace(j, sj)  # last: while it stands, a retry finds the files again
+    return (f"The complete results of an earlier run of other inputs (weights, photos or metric weights) were renamed "
+            f"{sj.name}" + (f" and {sc.name}" if csv_ours else "") + ": they are not this run's numbers." + csv_note)
+
+
+def _finished_images(plan: Plan, results: list[CellResult | None]) -> dict:
+    """Per generator label: the images with a finished cell, and per defense the images it finished."""
+    done: dict = {}
+    for c, r in zip(plan.cells, results):
+        g = done.setdefault(spec_label(c.generator), {"names": set(), "by_defense": {}})
+        d = spec_label(c.defense)
+        g["by_defense"][d] = g["by_defense"].get(d, 0) + (len(c.files) if r is not None else 0)
+        if r is not None:
+            g["names"].update(c.names)
+    return {k: {"images": len(v["names"]), "by_defense": v["by_defense"]} for k, v in done.items()}
+
+
 def collect_partial(cfg: BenchConfig, plan: Plan, results: list[CellResult | None], device, run_info: dict,
                     stop: BaseException) -> dict | None:
     """After a run stopped early (``stop``: Ctrl-C, a cell that raised...): summary.md and report.html of the
-    cells that finished, marked partial ("N of M cells finished; rerun the same command to resume"),
-    atomically. results.csv and results.json stay those of complete runs only. Nothing is written when no
-    cell finished; a failure here is one line on stderr and never hides ``stop`` (the caller re-raises it).
+    cells that finished, marked partial ("N of M cells finished; rerun the same command to resume"; each
+    generator's images as finished of planned), atomically. results.csv and results.json are written by
+    complete runs only; an earlier complete run's pair of other inputs is renamed ``results.stale.*``
+    (:func:`_set_aside_stale`) and the summary says what became of it. Nothing is written when no cell
+    finished; a failure here is one line on stderr and never hides ``stop`` (the caller re-raises it).
     The resumed run's :func:`collect` replaces both files with the complete ones."""
     n = sum(r is not None for r in results)
     if not n:
@@ -1016,7 +1103,16 @@ def collect_partial(cfg: BenchConfig, plan: Plan, results: list[CellResult | Non
         from ..report.html import render_html
 
         meta, _ = _gather(cfg, plan, results, device, run_info, partial=True)
+        finished = _finished_images(plan, results)
+        meta["generators"] = {g: {**gi, "finished": finished[g]} for g, gi in meta["generators"].items()}
         meta["partial"] = {"finished": n, "cells": len(plan.cells), "stopped": _stop_reason(stop)}
+        try:
+            note = _set_aside_stale(out, cfg.content_key(), meta["results_key"])
+        except OSError as e:
+            note = (f"results.json beside this summary may hold an earlier run's results, not this run's (renaming it "
+                    f"failed: {e.strerror or type(e).__name__}).")
+        if note:
+            meta["partial"]["results_files"] = note
         meta["findings"] = compute_findings(meta, measure=False)  # no photos opened while stopping
         if meta["findings"]["purification_note"]:
             meta["findings"]["purification_note"] = "not measured in a partial summary (the complete run measures it)"

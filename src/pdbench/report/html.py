@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import write_text
 from . import findings as F
-from .markdown import SWAP_INTRO, partial_note, swap_table, swap_value
+from .markdown import SWAP_INTRO, images_text, partial_note, swap_table, swap_value
 from .pdb import AXES
 
 TEMPLATE = "report.html.j2"
@@ -292,12 +292,14 @@ def _timing(meta: dict) -> tuple[list[list], str]:
     gens = meta.get("generators", {})
     defenses = list(dict.fromkeys(e["defense"] for e in meta.get("summary", [])))
     settings = list(dict.fromkeys(e["setting"] for e in meta.get("summary", [])))
-    n = sorted({gi.get("n_images") for gi in gens.values()})
+    n = "/".join(map(str, sorted({gi.get("n_images") for gi in gens.values()})))
+    done = "/".join(map(str, sorted({gi["finished"]["images"] for gi in gens.values() if "finished" in gi})))
+    images = f"{done} of {n} planned images" if done else f"{n} images"  # a partial run: those with a finished cell
     total = sum(e["protect_seconds_per_image"] * (e.get("n_images") or 0) for e in cells)
     slow = max((e for e in cells if e["defense"] != "none"), key=lambda e: e["protect_seconds_per_image"], default=None)
     line = (f"{_n(len(gens), 'generator')} ({', '.join(gens)}) × {_n(len(defenses), 'defense')} × "
             f"{_n(len(settings), 'setting')} × {_n(len(meta.get('metrics', {})), 'metric')} on "
-            f"{'/'.join(map(str, n))} images: {_n(len(meta.get('summary', [])), 'cell')}; protecting took {total:.1f} s "
+            f"{images}: {_n(len(meta.get('summary', [])), 'cell')}; protecting took {total:.1f} s "
             "in all")
     if slow:
         line += f", slowest {slow['defense']} on {slow['generator']} ({slow['protect_seconds_per_image']:.3f} s/image)"
@@ -432,7 +434,8 @@ def render_html(meta: dict, run_dir: str | Path, found: dict | None = None) -> s
         rob_sets=agg.get("rob_sets", {}), loose=sorted({s for r in agg.get("rows", []) for s in r.get("settings", [])}),
         timing=timing, findings=found, break_even=be, plots=plots, sections=sec, grid_notes=grid_notes,
         eps=EPS, shead=shead, srows=srows, ranking=_ranking(meta), swaps=_swaps(meta), partial=partial_note(meta),
-        generators=meta.get("generators", {}), metrics=meta.get("metrics", {}))
+        generators=meta.get("generators", {}), images={g: images_text(gi) for g, gi in meta.get("generators", {}).items()},
+        metrics=meta.get("metrics", {}))
 
 
 def write_html_report(run_dir: str | Path, dest: str | Path | None = None) -> Path:

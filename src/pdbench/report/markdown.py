@@ -16,7 +16,7 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     if partial_note(meta):
         lines += [f"> **{partial_note(meta)}**", ""]
     for g, gi in meta.get("generators", {}).items():
-        lines.append(f"- generator `{g}` (weights {gi.get('weights', '?')}): {gi['n_images']} images at {gi['resolution']} px, "
+        lines.append(f"- generator `{g}` (weights {gi.get('weights', '?')}): {images_text(gi)} at {gi['resolution']} px, "
                      f"edits {', '.join(gi['conditions'])}")
         if gi.get("kind") == "swap":
             lines.append(f"  face swap: the protected photo is the swap's **{gi.get('protected_role') or '?'}**")
@@ -49,14 +49,26 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def images_text(gi: dict) -> str:
+    """A generator's image count: "N images", or in a partial summary (``gi["finished"]``) the images with
+    a finished cell of the N planned, and per defense."""
+    done = gi.get("finished")
+    if done is None:
+        return f"{gi['n_images']} images"
+    per = ", ".join(f"{d} {k}" for d, k in done["by_defense"].items())
+    return f"{done['images']} of {gi['n_images']} planned images finished ({per})"
+
+
 def partial_note(meta: dict) -> str | None:
-    """The line that marks the summary of a run that stopped early (``meta["partial"]``), else None."""
+    """The line that marks the summary of a run that stopped early (``meta["partial"]``), else None; it
+    also says what became of an earlier complete run's results.json / results.csv (``results_files``)."""
     p = meta.get("partial")
     if not p:
         return None
     return (f"Partial results: {p['finished']} of {p['cells']} cells finished; rerun the same command to resume "
             f"(stopped: {p['stopped']}). The finished cells are reused and this summary is replaced by the complete "
-            "one; every mean, rank and finding here covers the finished cells only.")
+            "one; every mean, rank and finding here covers the finished cells only."
+            + (f" {p['results_files']}" if p.get("results_files") else ""))
 
 
 def _cell(v) -> str:

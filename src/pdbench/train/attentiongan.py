@@ -22,7 +22,7 @@ from ..generators.attentiongan import AttentionGANNet
 from ..generators.stargan import ATTRS, target_conditions
 from ..tensors import to_uint8
 from . import TRAINERS
-from .stargan import StarGANRecipe, StarGANTrainer
+from .stargan import StarGANFamilyTrainer, StarGANRecipe
 
 OUT = "main.21.weight"  # the output convolution
 
@@ -50,12 +50,11 @@ def sample_grid(G: AttentionGANNet, x: torch.Tensor, labels: torch.Tensor) -> np
 
 
 @TRAINERS.register("attentiongan")
-class AttentionGANTrainer(StarGANTrainer):
+class AttentionGANTrainer(StarGANFamilyTrainer):
     Recipe = AttentionGANRecipe
     attributes = ATTRS
 
     net_cls = AttentionGANNet
-    widens = False  # its init_from converts a StarGAN generator; widening is StarGAN's alone for now
 
     def sample_grid(self) -> np.ndarray:
         return sample_grid(self.G, self.fixed_x, self.fixed_c)

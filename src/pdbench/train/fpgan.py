@@ -32,7 +32,7 @@ from ..generators.fpgan import FPGANNet
 from ..generators.stargan import ATTRS
 from . import TRAINERS
 from .loop import saved_recipe
-from .stargan import StarGANRecipe, StarGANTrainer, cls_loss
+from .stargan import StarGANFamilyTrainer, StarGANRecipe, cls_loss
 
 
 STARGAN_OUT_SCALE = 0.2
@@ -60,12 +60,11 @@ def trained_as_stargan(source: str) -> bool:
 
 
 @TRAINERS.register("fpgan")
-class FPGANTrainer(StarGANTrainer):
+class FPGANTrainer(StarGANFamilyTrainer):
     Recipe = FPGANRecipe
     attributes = ATTRS
 
     net_cls = FPGANNet
-    widens = False  # its init_from converts a StarGAN generator; widening is StarGAN's alone for now
 
     def init_from(self, source: str) -> str:
         what = super().init_from(source)

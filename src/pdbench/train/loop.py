@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,7 +45,9 @@ class Trainer:
     attributes: tuple[str, ...] = ()
     crop: float = 1.0  # fraction of the short side centre-cropped before resizing (method's official preprocessing)
     product: str = "G"
-    widens: bool = False  # init_from(..., widen=True) can widen a narrower generator (the StarGAN recipe)
+    # ``widen_generator(state, noise) -> (wider state, what was done)``: defined by a trainer whose generator
+    # ``init_from(..., widen=True)`` can widen (StarGAN's); None for every other. The one record of who can.
+    widen_generator: Callable[[dict, float], tuple[dict, str]] | None = None
 
     def __init__(self, data: str, attrs: str | None, out: str, recipe, device: str | None = None, amp: str | None = None):
         self.recipe = recipe
@@ -244,11 +247,6 @@ class GANTrainer(Trainer):
     def lr_bases(self) -> list[tuple[torch.optim.Optimizer, float]]:
         return [(self.opt_g, self.recipe.g_lr), (self.opt_d, self.recipe.d_lr)]
 
-    def widen_generator(self, state: dict, noise: float) -> tuple[dict, str]:
-        """``state`` (a narrower generator's) widened to this recipe's width, with what was done; a recipe
-        whose generator can be widened (the StarGAN family) overrides this."""
-        raise InputError(f"--widen applies to stargan, not {self.name}")
-
     def init_from(self, source: str, widen: bool = False, widen_noise: float = 0.0) -> str:
         """Start from trained weights instead of random ones (fine-tuning; e.g. an attacker who retrains
         a generator on protected photos). ``source`` is a run directory of ``pdbench train`` (its
@@ -282,6 +280,8 @@ class GANTrainer(Trainer):
                 g_state = g_state["G"]
             what = f"{source}" + ("" if d_state is not None else " (generator only; the critic starts fresh)")
         if widen:
+            if self.widen_generator is None:
+                raise InputError(widen_refusal(self.name))
             g_state, how = self.widen_generator(g_state, widen_noise)
             what += f"; generator {how}"
         for net, state, part in ((self.G, g_state, "generator"), (self.D, d_state, "critic")):
@@ -302,6 +302,20 @@ class GANTrainer(Trainer):
 SCHEDULE_FIELDS = ("iters", "decay_iters", "lr_drop_at")  # may change when a run is resumed; nothing else may
 # a run started from another one's weights (--init) must keep its architecture; schedule and data may differ
 INIT_FIELDS = SCHEDULE_FIELDS + ("batch_size", "holdout", "seed", "g_lr", "d_lr")
+
+
+def widening_trainers() -> list[str]:
+    """The registered trainers whose generator ``--widen`` can widen (those that define ``widen_generator``)."""
+    from . import TRAINERS
+
+    return [n for n in TRAINERS.names() if TRAINERS.get(n).widen_generator is not None]
+
+
+def widen_refusal(method: str) -> str:
+    """The one-line refusal of ``--widen`` for trainer ``method``, naming those that support it."""
+    able = widening_trainers()
+    return (f"--widen applies to {', '.join(able) or 'no trainer'} (a generator that widens function-preservingly), "
+            f"not {method}; drop --widen, or train {able[0] if able else 'one of those'} instead")
 
 
 def saved_recipe(out: str | Path) -> tuple[str | None, dict] | None:

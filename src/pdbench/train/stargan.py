@@ -72,13 +72,14 @@ def cls_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum") / logits.shape[0]
 
 
-@TRAINERS.register("stargan")
-class StarGANTrainer(GANTrainer):
+class StarGANFamilyTrainer(GANTrainer):
+    """StarGAN's recipe and update rule, shared by its family's trainers (StarGAN, AttentionGAN, Fixed-Point
+    GAN, which swap ``net_cls`` and their generator step); not registered itself."""
+
     attributes = ATTRS
     net_cls: type = StarGANNet  # the generator network (AttentionGAN's and Fixed-Point GAN's trainers swap it)
 
     Recipe = StarGANRecipe
-    widens = True  # --init a narrower generator --widen (pdbench.train.widen)
 
     @staticmethod
     def recipe_options(dim: int | None = None, fc_dim: int | None = None, layers: int | None = None,
@@ -94,19 +95,6 @@ class StarGANTrainer(GANTrainer):
         r = self.recipe
         return (self.net_cls(r.g_conv_dim, len(ATTRS), r.g_repeat_num),
                 StarGANDiscriminator(r.resolution, r.d_conv_dim, len(ATTRS), r.d_repeat()))
-
-    def widen_generator(self, state: dict, noise: float) -> tuple[dict, str]:
-        """A narrower generator of this family widened to ``g_conv_dim`` (:func:`pdbench.train.widen.widen_stargan`,
-        seeded by the recipe's seed); the critic keeps its own width (``d_conv_dim``)."""
-        from ..generators.base import float_state
-        from .widen import widen_stargan
-
-        old = int(state["main.0.weight"].shape[0]) if "main.0.weight" in state else None
-        if old is not None and old >= self.recipe.g_conv_dim:
-            raise InputError(f"--widen: the generator to start from is already conv_dim {old}; ask for a wider one "
-                             f"with --set g_conv_dim=N (N > {old})")
-        wide, info = widen_stargan(float_state(state), self.recipe.g_conv_dim, self.net_cls, noise, self.recipe.seed)
-        return wide, info.describe()
 
     def lr_factor(self) -> float:
         r = self.recipe
@@ -166,3 +154,23 @@ class StarGANTrainer(GANTrainer):
             self.opt_g.step()
             logs.update({"G/fake": g_fake.detach(), "G/rec": g_rec.detach(), "G/cls": g_cls.detach()})
         return logs
+
+
+@TRAINERS.register("stargan")
+class StarGANTrainer(StarGANFamilyTrainer):
+    """StarGAN's trainer: the family's recipe, and a generator that ``--init … --widen`` can widen
+    function-preservingly (:mod:`pdbench.train.widen`). AttentionGAN's and Fixed-Point GAN's trainers do not
+    offer it (widening their generators is untested; their ``init_from`` converts a StarGAN generator instead)."""
+
+    def widen_generator(self, state: dict, noise: float) -> tuple[dict, str]:
+        """A narrower generator of this family widened to ``g_conv_dim`` (:func:`pdbench.train.widen.widen_stargan`,
+        seeded by the recipe's seed); the critic keeps its own width (``d_conv_dim``)."""
+        from ..generators.base import float_state
+        from .widen import widen_stargan
+
+        old = int(state["main.0.weight"].shape[0]) if "main.0.weight" in state else None
+        if old is not None and old >= self.recipe.g_conv_dim:
+            raise InputError(f"--widen: the generator to start from is already conv_dim {old}; ask for a wider one "
+                             f"with --set g_conv_dim=N (N > {old})")
+        wide, info = widen_stargan(float_state(state), self.recipe.g_conv_dim, self.net_cls, noise, self.recipe.seed)
+        return wide, info.describe()
