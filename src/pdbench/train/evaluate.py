@@ -338,7 +338,7 @@ def real_editor(report: dict, **thresholds: float) -> tuple[bool, list[str]]:
         if s < t["min_success"]:
             ok = False
             reasons.append(f"{name}: read as its target on {s:.0%} of the edited faces (< {t['min_success']:.0%})")
-        if s - b < t["min_margin"]:
+        if round(s - b, 9) < t["min_margin"]:  # rounded: 0.7 - 0.4 is 0.2999… in floating point
             ok = False
             reasons.append(f"{name}: {100 * (s - b):.0f} points above its unedited baseline {b:.0%} (< {100 * t['min_margin']:.0f})")
     if not judged:
