@@ -24,6 +24,7 @@ validation split is the product (``C.safetensors``).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data import FaceFolder
-from ..errors import InputError
+from ..errors import AssetCorruptError, InputError
 from ..io import torch_save
 from ..generators.attgan import ATTRS, CROP as ATTGAN_CROP
 from . import TRAINERS
@@ -89,11 +90,11 @@ def attr_classifier(checkpoint: str | None = None, device: str | torch.device = 
     state, path, _ = checkpoint_state(checkpoint, ASSET)
     dims, convs = shape_of(state)
     if not dims or "head.weight" not in state:
-        raise InputError(f"{path}: not an attribute classifier checkpoint (no features.*/head.* tensors); pass the "
-                         f"C.safetensors of `pdbench train classifier`")
+        raise AssetCorruptError(f"{path} is not an attribute classifier state dict (no features.*/head.* tensors); pass the "
+                                f"C.safetensors of `pdbench train classifier`")
     net = load_frozen(AttrClassifierNet(int(state["head.weight"].shape[0]), dims, convs), state, path).to(device)
     if net.head.out_features != len(ATTRS):
-        raise InputError(f"{path}: {net.head.out_features} outputs, the classifier reads {len(ATTRS)} attributes ({', '.join(ATTRS)})")
+        raise AssetCorruptError(f"{path}: {net.head.out_features} outputs, the classifier reads {len(ATTRS)} attributes ({', '.join(ATTRS)})")
 
     def classify(x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1:] != (3, 64, 64):
@@ -234,7 +235,7 @@ class ClassifierTrainer(Trainer):
         return [(self.opt, self.recipe.lr)]
 
     def lr_factor(self) -> float:
-        return 0.5 * (1 + np.cos(np.pi * min(self.step, self.recipe.iters) / self.recipe.iters))
+        return 0.5 * (1 + math.cos(math.pi * min(self.step, self.recipe.iters) / self.recipe.iters))  # a float: state.pt loads weights_only
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The loop's batch, each image drawn from a random editor crop, flipped, shifted by ≤ ``shift`` px."""
