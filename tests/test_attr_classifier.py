@@ -84,3 +84,26 @@ def test_it_sees_stargans_hair_edits(stargan, celeba_test_batch, judge, held_out
         assert e["success"] >= 0.80 and e["success"] >= e["baseline"] + 0.5, (hair, e)
         assert e["change"]["hair"] > e["change"]["face"], (hair, e)
     assert rep["edits"]["flip_Male"]["faces"] == 32  # every face changes gender
+
+
+def test_the_recipe_trains_on_training_faces_only_and_resumes(celeba_dir, tmp_path):
+    """`pdbench train classifier` on a 40-face folder: the last `holdout` faces are never loaded, the last `val`
+    training faces validate, the product is the best validated network, and a run resumes (state.pt loads
+    with weights_only: the learning rate is stored as a plain float)."""
+    from pdbench.train.classifier import ClassifierRecipe, ClassifierTrainer
+
+    src = sorted((celeba_dir / "images").iterdir())[:40]
+    (tmp_path / "img").mkdir()
+    for p in src:
+        (tmp_path / "img" / p.name).symlink_to(p)
+    attrs = celeba_dir / "list_attr_celeba_first20k.txt"
+    recipe = ClassifierRecipe(batch_size=8, iters=3, holdout=10, val=10, eval_every=2)
+    t = ClassifierTrainer(str(tmp_path / "img"), str(attrs), str(tmp_path / "run"), recipe)
+    assert t.stores.shape[:2] == (len(EDITOR_CROPS), 20) and t.val_x.shape[0] == 10 * len(EDITOR_CROPS)
+    t.train(progress=False)
+    assert t.step == 3 and t.best_step in (2, 3)
+    t2 = ClassifierTrainer(str(tmp_path / "img"), str(attrs), str(tmp_path / "run"), ClassifierRecipe(
+        batch_size=8, iters=4, holdout=10, val=10, eval_every=2))
+    assert t2.resume() and t2.step == 3 and t2.best_score == t.best_score
+    c = attr_classifier(str(tmp_path / "run" / "C.safetensors"))
+    assert c(torch.zeros(2, 3, 64, 64)).shape == (2, len(ATTRS))
