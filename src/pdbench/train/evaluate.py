@@ -223,7 +223,8 @@ def attribute_success(G, x: torch.Tensor, labels: torch.Tensor, classify, judge_
     of those faces; hair colours by the argmax reading) — can the judge see the attribute at all?
     ``change``: mean |G(x, c) − G(x, c_org)| in each region of :func:`region_masks` over all the images (as
     :func:`edit_report`), and ``strength``, its largest region value (how much the edit changes the image
-    where it acts).
+    where it acts). ``by_direction``: success and baseline among the faces where the edit turns its
+    attribute on and those where it turns it off (a flip of Male: female→male and male→female).
 
     ``classify``: x (N, 3, 64, 64) in [-1, 1] -> logits over ``classify.attributes`` (e.g.
     :func:`pdbench.train.classifier.attr_classifier`); it receives exactly the images the generator produced."""
@@ -291,6 +292,14 @@ def attribute_success(G, x: torch.Tensor, labels: torch.Tensor, classify, judge_
             same = matches(base_logits, changed, target)
             rec["success"] = round(float(edited[faces].float().mean()), 4)
             rec["baseline"] = round(float(same[faces].float().mean()), 4)
+            if attribute in g_attrs:  # by direction: faces where the edit turns its attribute on / off
+                i = g_attrs.index(attribute)
+                for way, val in (("on", 1.0), ("off", 0.0)):
+                    sel = changed[:, i] & (target[:, i] == val)
+                    if bool(sel.any()):
+                        rec.setdefault("by_direction", {})[way] = {
+                            "faces": int(sel.sum()), "success": round(float(edited[sel].float().mean()), 4),
+                            "baseline": round(float(same[sel].float().mean()), 4)}
         else:
             rec["success"] = rec["baseline"] = None
         j = judge.get(attribute, {}) if attribute else {}
