@@ -10,7 +10,9 @@ MobileFaceNet embeddings (:func:`pdbench.train.evaluate.identity_report`, CelebA
 unprotected deepfake G(x, c), mean over the images (1 = the same identity; the reconstruction and a
 different held-out face are given for scale); the attribute accuracy of each hair-colour edit by a
 classifier, the attribute head of pdbench's trained StarGAN critic (:func:`pdbench.train.evaluate.hair_accuracy`,
-with its accuracy on the real faces beside it); for AttentionGAN, its attention mask per edit
+with its accuracy on the real faces beside it); the independent judge (``attribute_judge``:
+:func:`pdbench.train.evaluate.attribute_success` with the classifier ``attr-classifier-celeba-64-pdbench``, trained on
+real faces only, and the proposed rule :func:`pdbench.train.evaluate.real_editor`; ``attribute_judge.py``); for AttentionGAN, its attention mask per edit
 (:func:`pdbench.train.evaluate.attention_report`: mean, in the hair and face regions, how far it
 moves from the unedited mask, how far the content it lets through is from the photo); with ``--fid-n`` the FIDs of ``fid_generators.py``
 (edits and reconstructions against real held-out faces, beside the real-vs-real floor at that n).
@@ -30,8 +32,9 @@ from pdbench.data import FaceFolder
 from pdbench.generators import GENERATORS
 from pdbench.generators.base import trained_resolution
 from pdbench.io import save_png
-from pdbench.train.evaluate import (HAIR_COLOURS, attention_report, edit_report, hair_accuracy, identity_report,
-                                    real_hair_accuracy, stargan_classifier)
+from pdbench.train.classifier import attr_classifier
+from pdbench.train.evaluate import (HAIR_COLOURS, attention_report, attribute_success, edit_report, hair_accuracy,
+                                    identity_report, real_editor, real_hair_accuracy, stargan_classifier)
 
 GRIDS = {"stargan": "pdbench.train.stargan", "attgan": "pdbench.train.attgan",
          "attentiongan": "pdbench.train.attentiongan", "fpgan": "pdbench.train.stargan",
@@ -65,6 +68,11 @@ def main() -> None:
         clf = stargan_classifier()
         acc, count = real_hair_accuracy(x, ds.labels(HAIR_COLOURS, idx), clf)
         rep["hair_accuracy"] = {**hair_accuracy(G, x, labels, clf), "real": acc, "real_faces": count}
+        from attribute_judge import judge_accuracy  # benchmarks/ is on the path when this script runs
+
+        judge = attr_classifier()
+        rep["attribute_judge"] = attribute_success(G, x, labels, judge, judge_accuracy(judge, G.crop, {}))
+        rep["attribute_judge"]["rule"] = dict(zip(("real", "reasons"), real_editor(rep["attribute_judge"])))
     if args.fid_n:
         from fid_generators import measure  # benchmarks/ is on the path when this script runs
 

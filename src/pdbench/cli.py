@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_list)
 
     t = sub.add_parser("train", help="train a generator or a model-based defense with its recipe (`pdbench list` names them)")
-    t.add_argument("method", help="a training recipe: stargan, attgan, attentiongan, fpgan, relgan, hisd, aeswap, simswap (generators), retentive (defense), comgan (DF-RAP's compression network), ...")
+    t.add_argument("method", help="a training recipe: stargan, attgan, attentiongan, fpgan, relgan, hisd, aeswap, simswap (generators), retentive (defense), comgan (DF-RAP's compression network), classifier (the attribute judge), ...")
     t.add_argument("--data", required=True, help="folder of face photos")
     t.add_argument("--attrs", default=None, help="CelebA attribute file (list_attr_celeba.txt); needed by recipes with attribute labels")
     t.add_argument("--out", required=True, help="run directory (checkpoints, samples)")

@@ -171,4 +171,17 @@ ASSETS = [
         builtin=True,
         meta={"resolution": 64, "ngf": 16, "n_blocks": 4, "latent_size": 128},
     ),
+    AssetSpec(
+        name="attr-classifier-celeba-64-pdbench",
+        path="attr_classifier_celeba64_pdbench.safetensors",
+        sha256="f2da3daf2a3298f19130f7688755b5554ef43726399ceff0d916dc33a0a60750",
+        size=788938,
+        source="trained by pdbench (`pdbench train classifier`) on real CelebA training faces only, never on a "
+               "generator's output: the independent judge of editors, see docs/model-cards/attr-classifier-celeba-64-pdbench.md",
+        url=None,
+        licence="weights: CC BY-NC 4.0 (trained on CelebA, research use only)",
+        kind="classifier",
+        builtin=True,
+        meta={"resolution": 64, "attributes": 13},
+    ),
 ]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
+
 
 def region_masks(h: int, w: int) -> dict[str, torch.Tensor]:
     ys = (torch.arange(h).float() + 0.5) / h
@@ -181,3 +183,174 @@ def real_hair_accuracy(x: torch.Tensor, hair: torch.Tensor, classify=None) -> tu
         return float("nan"), 0
     got = classify(x[one])[:, :3].argmax(1)
     return float((got == hair[one].argmax(1)).float().mean()), int(one.sum())
+
+
+def edit_targets(G, labels: torch.Tensor, c, c_org) -> tuple[torch.Tensor, torch.Tensor]:
+    """What an edit asks of each face, over ``G.attributes``: (changed (N, A) bool, target (N, A) in {0, 1}).
+
+    Read from the generator's own encoding, whatever it is: where the condition ``c`` differs from the
+    unedited one ``c_org``, the sign of the difference says whether the attribute is pushed on (+) or off
+    (−) — StarGAN-family target labels (c − labels), AttGAN's ±thres/±test_int scaling, RelGAN's relative
+    vectors (c − 0) and HiSD's tags (c − 0) all encode "more of the attribute" as larger. An attribute
+    counts as changed for a face only where that target differs from the face's own label (HiSD's
+    ``to_Black_Hair`` on a black-haired face asks for nothing new)."""
+    from ..generators.base import Condition
+
+    a = c.attrs if isinstance(c, Condition) else c
+    a_org = c_org.attrs if isinstance(c_org, Condition) else c_org
+    if a is None or a_org is None or a.shape != labels.shape:
+        raise InputError(f"{G.name}: attribute_success needs attribute conditions of shape {tuple(labels.shape)} "
+                         f"(over {', '.join(G.attributes)}), got {None if a is None else tuple(a.shape)}")
+    diff = a.float().cpu() - a_org.float().cpu()
+    pushed = diff.abs() > 1e-6
+    target = torch.where(pushed, (diff > 0).float(), labels.float())
+    return pushed & (target != labels.float()), target
+
+
+@torch.inference_mode()
+def attribute_success(G, x: torch.Tensor, labels: torch.Tensor, classify, judge_accuracy: dict | None = None,
+                      batch: int = 50) -> dict:
+    """Does an independent classifier read each official edit as its target? Per edit (``G.condition_names``):
+
+    the faces the edit changes (``faces``; :func:`edit_targets`, over the attributes the classifier reads),
+    the attribute it is about (``attribute``: the one named by the edit, ``to_X`` / ``flip_X``, else the one
+    it changes most often), ``success``: the fraction of those faces whose edited output G(x, c) is read as
+    the target on every changed attribute, and ``baseline``: the same test on the unedited output G(x, c_org)
+    (how often the target is read without the edit). Reading: the three hair colours are mutually exclusive
+    (the one turned on must be the argmax of the three; one only turned off must not be), every other
+    attribute is sigmoid > 0.5. ``judge_balanced_accuracy``: the classifier's balanced accuracy on that
+    attribute on real held-out faces, from ``judge_accuracy`` (:func:`pdbench.train.classifier.accuracy_report`
+    of those faces; hair colours by the argmax reading) — can the judge see the attribute at all?
+    ``change``: mean |G(x, c) − G(x, c_org)| in each region of :func:`region_masks` over all the images (as
+    :func:`edit_report`), and ``strength``, its largest region value (how much the edit changes the image
+    where it acts). ``by_direction``: success and baseline among the faces where the edit turns its
+    attribute on and those where it turns it off (a flip of Male: female→male and male→female).
+
+    ``classify``: x (N, 3, 64, 64) in [-1, 1] -> logits over ``classify.attributes`` (e.g.
+    :func:`pdbench.train.classifier.attr_classifier`); it receives exactly the images the generator produced."""
+    from ..metrics.base import in_chunks
+
+    names = list(classify.attributes)
+    g_attrs = list(G.attributes)
+    n = x.shape[0]
+    labels = labels.float().cpu()
+    cs = G.conditions(labels, n)
+    c_org = G.unedited(labels, n)
+    device = x.device
+    read_cols = [i for i, a in enumerate(g_attrs) if a in names]
+    col = {i: names.index(g_attrs[i]) for i in read_cols}
+    hair_g = [g_attrs.index(h) for h in HAIR_COLOURS if h in g_attrs]
+    hair_k = [names.index(h) for h in HAIR_COLOURS if h in names]
+
+    def run(c) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(c, torch.Tensor):
+            y = in_chunks(G.generate, x, c.to(device), size=batch)
+        else:  # a Condition: the generator takes it whole
+            y = G.generate(x, c)
+        return y, classify(y.clamp(-1, 1)).cpu()
+
+    def matches(logits: torch.Tensor, changed: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ok = torch.ones(n, dtype=torch.bool)
+        hair_argmax = logits[:, hair_k].argmax(1) if len(hair_k) == 3 else None
+        for i in range(len(g_attrs)):
+            ch = changed[:, i]
+            if not bool(ch.any()):
+                continue
+            if i in hair_g and hair_argmax is not None:
+                is_it = hair_argmax == HAIR_COLOURS.index(g_attrs[i])
+            else:
+                is_it = logits[:, col[i]] > 0
+            ok &= ~ch | (is_it == target[:, i].bool())
+        return ok
+
+    y_org, base_logits = run(c_org)
+    masks = region_masks(*x.shape[-2:])
+    judge = (judge_accuracy or {}).get("attributes", {})
+    out: dict = {"generator": G.name, "n_images": n, "edits": {}}
+    for k, name in enumerate(G.condition_names):
+        c = cs[k]
+        changed, target = edit_targets(G, labels, c, c_org)
+        unread = sorted({g_attrs[i] for i in range(len(g_attrs)) if i not in col and bool(changed[:, i].any())})
+        changed = changed.clone()
+        changed[:, [i for i in range(len(g_attrs)) if i not in col]] = False
+        faces = changed.any(1)
+        named = name.split("_", 1)[1] if "_" in name else name
+        if named in g_attrs and g_attrs.index(named) in col:
+            attribute = named
+        else:
+            counts = changed.sum(0)
+            attribute = g_attrs[int(counts.argmax())] if bool(faces.any()) else None
+        rec: dict = {"attribute": attribute, "faces": int(faces.sum())}
+        if unread:
+            rec["unread_attributes"] = unread
+        y, logits = run(c)
+        d = (y - y_org).abs().mean(dim=1)
+        rec["change"] = {r: round(float(d[:, m].mean()), 4) for r, m in masks.items()}
+        rec["strength"] = max(rec["change"].values())
+        if bool(faces.any()):
+            edited = matches(logits, changed, target)
+            same = matches(base_logits, changed, target)
+            rec["success"] = round(float(edited[faces].float().mean()), 4)
+            rec["baseline"] = round(float(same[faces].float().mean()), 4)
+            if attribute in g_attrs:  # by direction: faces where the edit turns its attribute on / off
+                i = g_attrs.index(attribute)
+                for way, val in (("on", 1.0), ("off", 0.0)):
+                    sel = changed[:, i] & (target[:, i] == val)
+                    if bool(sel.any()):
+                        rec.setdefault("by_direction", {})[way] = {
+                            "faces": int(sel.sum()), "success": round(float(edited[sel].float().mean()), 4),
+                            "baseline": round(float(same[sel].float().mean()), 4)}
+        else:
+            rec["success"] = rec["baseline"] = None
+        j = judge.get(attribute, {}) if attribute else {}
+        rec["judge_balanced_accuracy"] = j.get("balanced_accuracy_argmax", j.get("balanced_accuracy"))
+        out["edits"][name] = rec
+    return out
+
+
+# The proposed rule "is this editor real?", the same for every editor (see real_editor).
+RULE = {"min_judge_balanced_accuracy": 0.80, "min_success": 0.70, "min_margin": 0.30, "min_strength": 0.02}
+
+
+def real_editor(report: dict, **thresholds: float) -> tuple[bool, list[str]]:
+    """The proposed rule applied to an :func:`attribute_success` report: (real?, reasons).
+
+    An edit is *judged* when the classifier's held-out balanced accuracy on its attribute is at least
+    ``min_judge_balanced_accuracy``; every judged edit must be read as its target on at least
+    ``min_success`` of the faces it changes and at least ``min_margin`` above its unedited baseline; every
+    edit must change the image by at least ``min_strength`` mean |Δ| where it acts (``strength``: its
+    largest region). An editor with no judged edit is not shown real. ``reasons`` names each failure (and
+    each edit left unjudged); ``thresholds`` override :data:`RULE`'s values (unknown names are an error)."""
+    unknown = sorted(set(thresholds) - set(RULE))
+    if unknown:
+        raise InputError(f"real_editor: unknown threshold(s) {unknown}; the rule has {', '.join(RULE)}")
+    t = {**RULE, **thresholds}
+    edits = report.get("edits") or {}
+    if not edits:
+        raise InputError("real_editor: the report has no edits; pass attribute_success(...)'s report")
+    ok, reasons, judged = True, [], 0
+    for name, e in edits.items():
+        strength = e.get("strength")
+        if strength is None or strength < t["min_strength"]:
+            ok = False
+            reasons.append(f"{name}: changes the image by {strength} mean |Δ| where it acts (< {t['min_strength']})")
+        acc = e.get("judge_balanced_accuracy")
+        if acc is None or acc != acc or acc < t["min_judge_balanced_accuracy"]:
+            reasons.append(f"{name}: not judged (the classifier's balanced accuracy on {e.get('attribute')} is {acc}, "
+                           f"< {t['min_judge_balanced_accuracy']})")
+            continue
+        if e.get("success") is None:
+            reasons.append(f"{name}: not judged (no face that the edit changes)")
+            continue
+        judged += 1
+        s, b = e["success"], e["baseline"]
+        if s < t["min_success"]:
+            ok = False
+            reasons.append(f"{name}: read as its target on {s:.0%} of the edited faces (< {t['min_success']:.0%})")
+        if round(s - b, 9) < t["min_margin"]:  # rounded: 0.7 - 0.4 is 0.2999… in floating point
+            ok = False
+            reasons.append(f"{name}: {100 * (s - b):.0f} points above its unedited baseline {b:.0%} (< {100 * t['min_margin']:.0f})")
+    if not judged:
+        ok = False
+        reasons.append("no edit could be judged")
+    return ok, reasons
