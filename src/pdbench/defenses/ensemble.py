@@ -1,7 +1,8 @@
 """Ensembles of target generators with weights, built from config entries.
 
 A member spec is a generator name or ``{name: attgan, weight: 0.5, checkpoint: ...}`` (every key but
-``weight`` goes to :func:`pdbench.generators.get_generator`). :func:`build_target` turns a list of specs
+``weight`` goes to :func:`pdbench.generators.get_generator`, e.g. ``edits: [to_Black_Hair]`` for only those
+official edits). :func:`build_target` turns a list of specs
 into a :class:`~pdbench.generators.Target` for N images, with each generator's official edit
 conditions from the images' attribute labels (``labels`` maps a generator name to its (N, A) labels;
 a generator without labels gets its conditions for all-zero attributes). Loaded generators are cached
@@ -61,7 +62,8 @@ def build_target(specs, n: int, labels: dict | None = None, device="cpu", like: 
         conds = None
         if like is not None:
             for m in like.members:
-                if m.generator.name == name and m.conditions.shape[1] == n:
+                if (m.generator.name == name and m.conditions.shape[1] == n
+                        and tuple(m.generator.condition_names) == tuple(g.condition_names)):  # the same edits
                     conds = m.conditions
                     break
         if conds is None:
