@@ -140,6 +140,8 @@ def test_only_judged_edits_of_the_shipped_weights_clear_the_experimental_flag():
     G = get_generator("fpgan", edits=["to_Black_Hair"])
     assert G.experimental is None and "to_Black_Hair" in G.experimental_cleared
     assert GENERATORS.get("fpgan").experimental  # the class (and every other instance) keeps its flag
+    assert G.select_edits(["to_Blond_Hair"]).experimental and G.experimental_cleared is None  # chosen again: flagged
+    assert G.select_edits(["to_Black_Hair"]).experimental is None
     for edits in (None, ["to_Black_Hair", "to_Blond_Hair"], ["to_Blond_Hair"]):
         assert get_generator("fpgan", edits=edits).experimental, edits
     for name in ("attentiongan", "relgan", "hisd"):  # no judged edits: every choice stays flagged

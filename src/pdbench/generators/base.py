@@ -23,6 +23,10 @@ in :data:`PREPROCESSING`, keyed by the weights' name, as timm's pretrained confi
 own name keys its default (for a user's checkpoint). ``G.preprocessing`` is what the runner and the
 publish stage read; ``G.crop`` is kept as its alias.
 
+Edits: ``get_generator(name, edits=[...])`` (:meth:`Generator.select_edits`) keeps only those official edits,
+in the official order, for ``conditions``/``condition``/``condition_names`` and in the fingerprint; a class's
+``judged_edits`` are those of its shipped weights judged real, and choosing only them clears ``experimental``.
+
 Contract v1 still works: ``G(x, c)``, ``G.generate(x, c)``, ``G.generate_many(x, cs)`` with tensors,
 and a subclass written for v1 (it overrides ``generate(x, c)`` as its forward) is adapted on definition:
 that method becomes its ``edit``.
@@ -463,6 +467,9 @@ class Generator(nn.Module):
         instance (the reason is kept in ``experimental_cleared``). Returns self."""
         official = self.official_edits
         chosen = self.check_edits(edits, official)
+        if "_experimental_flag" in self.__dict__:  # an earlier choice cleared the flag: judge this one afresh
+            self.experimental = self.__dict__.pop("_experimental_flag")
+            self.experimental_cleared = None
         self.__dict__["_official_edits"] = official
         self.__dict__["_edit_index"] = None if chosen == official else tuple(official.index(e) for e in chosen)
         self.condition_names = chosen
@@ -470,6 +477,7 @@ class Generator(nn.Module):
         if self.experimental and self.judged_edits and set(chosen) <= set(self.judged_edits) and self.weights == shipped:
             self.experimental_cleared = (f"{self.experimental}; the chosen edits ({', '.join(chosen)}) are among "
                                          f"those judged real ({', '.join(self.judged_edits)})")
+            self.__dict__["_experimental_flag"] = self.experimental
             self.experimental = None
         self.__dict__.pop("_pdbench_fingerprint", None)  # the runner's memo of fingerprint()
         return self
