@@ -6,6 +6,7 @@ Example::
     dataset: {asset: celeba-10k-89px, images: images, attrs: list_attr_celeba_first20k.txt,
               holdout: 1000, split: test, n: 32, seed: 0}
     generators: [stargan]                 # or {name: stargan, checkpoint: path/to/200000-G.ckpt}
+                                          # or {name: fpgan, edits: [to_Black_Hair]}: only those official edits
     defenses: [none, pgd, disrupting, fgsm]   # or {name: pgd, eps: 0.05, steps: 30}
     settings: [none, {name: jpeg, quality: 75}]
     metrics: [mse, l2_mask, dsr_mse, dsr_l2_mask, ssim_out, psnr_adv]
@@ -92,7 +93,12 @@ def validate(cfg: "BenchConfig") -> list:
     check_publish(cfg.publish)
     resolve_device(cfg.device)
     for i, g in enumerate(cfg.generators):
-        _, params = _method("generator", GENERATORS, g, f"generators[{i}]")
+        gcls, params = _method("generator", GENERATORS, g, f"generators[{i}]")
+        if "edits" in params:  # names checked against the class's official edits before any weights load
+            try:
+                gcls.check_edits(params["edits"])
+            except InputError as e:
+                raise InputError(f"config: generators[{i}]: {e}") from None
         ckpt = params.get("checkpoint")
         if ckpt is not None and not Path(os.path.expandvars(ckpt)).expanduser().is_file():
             raise InputError(f"config: generator {g['name']!r} checkpoint {ckpt} does not exist; give the path of a state-dict file")

@@ -303,6 +303,12 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
             plan.generators[label].update(
                 conditions=["swap"], protected_role=swap["role"], judges=list(swap["judges"]), pairs=pairs["pairs"],
                 swap_pairs=[[a, b] for a, b in zip(folder.names(idx), pairs["partner_names"])])
+        if getattr(G, "edit_selection", None) is not None:  # edits: [...] kept a subset of the official edits
+            plan.generators[label]["official_edits"] = list(G.official_edits)
+            if getattr(G, "experimental_cleared", None):
+                plan.generators[label]["judged_edits"] = (
+                    f"only edits judged real ({', '.join(G.judged_edits)}; docs/results/attribute-judge.json) are used, "
+                    f"so these experimental weights count: {G.experimental_cleared}")
         if getattr(G, "experimental", None):  # weights whose edits are not yet real enough to report on
             plan.generators[label]["experimental"] = str(G.experimental)
             print(f"pdbench: warning: generator {label!r} has experimental weights ({G.experimental}); "
@@ -960,7 +966,7 @@ def _gather(cfg: BenchConfig, plan: Plan, results: list[CellResult | None], devi
         gi.pop("grid", None)
         if first and all(r is not None for _, r in first):
             try:
-                gi["grid"] = _grid([c for c, _ in first], out / f"grid-{gspec['name']}.png", device).name
+                gi["grid"] = _grid([c for c, _ in first], out / f"grid-{gspec['name']}{'-' + _key(gspec) if spec_params(gspec) else ''}.png", device).name
             except Exception:
                 if not partial:
                     raise

@@ -204,6 +204,8 @@ def _signature_of(kind: str, cls) -> dict[str, inspect.Parameter] | None:
     params.pop("cls", None)
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return None
+    if kind == "generator":  # every generator: get_generator(name, edits=[...]) keeps only those official edits
+        params["edits"] = inspect.Parameter("edits", inspect.Parameter.KEYWORD_ONLY, default=None)
     return {k: p for k, p in params.items() if k not in RUNNER_SET[kind] and p.kind is not p.VAR_POSITIONAL}
 
 

@@ -1,7 +1,8 @@
 """Ensembles of target generators with weights, built from config entries.
 
 A member spec is a generator name or ``{name: attgan, weight: 0.5, checkpoint: ...}`` (every key but
-``weight`` goes to :func:`pdbench.generators.get_generator`). :func:`build_target` turns a list of specs
+``weight`` and ``label`` goes to :func:`pdbench.generators.get_generator`, e.g. ``edits: [to_Black_Hair]`` for only those
+official edits). :func:`build_target` turns a list of specs
 into a :class:`~pdbench.generators.Target` for N images, with each generator's official edit
 conditions from the images' attribute labels (``labels`` maps a generator name to its (N, A) labels;
 a generator without labels gets its conditions for all-zero attributes). Loaded generators are cached
@@ -33,6 +34,7 @@ def parse_members(specs) -> list[tuple[str, dict, float]]:
         if not isinstance(name, str):
             raise InputError(f"ensemble: each member needs a generator name, got {s!r}")
         GENERATORS.get(name)  # unknown names fail here, with a suggestion
+        s.pop("label", None)  # a display name (a zoo entry reused as a member), not a generator parameter
         w = s.pop("weight", 1.0)
         if not isinstance(w, (int, float)) or not w > 0:
             raise InputError(f"ensemble: weight of {name!r} must be a positive number, got {w!r}")
@@ -61,7 +63,8 @@ def build_target(specs, n: int, labels: dict | None = None, device="cpu", like: 
         conds = None
         if like is not None:
             for m in like.members:
-                if m.generator.name == name and m.conditions.shape[1] == n:
+                if (m.generator.name == name and m.conditions.shape[1] == n
+                        and tuple(m.generator.condition_names) == tuple(g.condition_names)):  # the same edits
                     conds = m.conditions
                     break
         if conds is None:

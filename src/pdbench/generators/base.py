@@ -23,6 +23,10 @@ in :data:`PREPROCESSING`, keyed by the weights' name, as timm's pretrained confi
 own name keys its default (for a user's checkpoint). ``G.preprocessing`` is what the runner and the
 publish stage read; ``G.crop`` is kept as its alias.
 
+Edits: ``get_generator(name, edits=[...])`` (:meth:`Generator.select_edits`) keeps only those official edits,
+in the official order, for ``conditions``/``condition``/``condition_names`` and in the fingerprint; a class's
+``judged_edits`` are those of its shipped weights judged real, and choosing only them clears ``experimental``.
+
 Contract v1 still works: ``G(x, c)``, ``G.generate(x, c)``, ``G.generate_many(x, cs)`` with tensors,
 and a subclass written for v1 (it overrides ``generate(x, c)`` as its forward) is adapted on definition:
 that method becomes its ``edit``.
@@ -363,11 +367,27 @@ class Generator(nn.Module):
     weights: str | None = None  # the registered weights (asset) or checkpoint path this instance holds
     experimental: str | None = None  # why these weights are not fit for reported numbers (None: they are)
     fast: bool | None = None  # this instance's speed-path switch (None: PDBENCH_FAST, default on)
+    # The official edits of its *shipped* weights (``judged_asset``, default ``default_asset``) that are
+    # judged real: an independent classifier reads them as their target (pdbench.train.evaluate.real_editor)
+    # and they act where they should. Choosing only these (``edits=``, :meth:`select_edits`) clears
+    # ``experimental`` for that instance. Not inherited: each class states its own (default ()).
+    judged_edits: tuple[str, ...] = ()
+    judged_asset: str | None = None
+    experimental_cleared: str | None = None  # the flag a choice of judged edits cleared (select_edits)
 
     def __init_subclass__(cls, **kwargs):
-        """Contract v1 adapter: a subclass that overrides ``generate(x, c)`` as its forward (and has no
-        ``edit``) gets that method as its ``edit``, and ``generate`` is the contract's again."""
+        """Every subclass: its own ``judged_edits`` (default ()), and its ``conditions`` returning only the
+        chosen edits (:meth:`select_edits`). Contract v1 adapter: a subclass that overrides ``generate(x, c)``
+        as its forward (and has no ``edit``) gets that method as its ``edit``, and ``generate`` is the
+        contract's again."""
         super().__init_subclass__(**kwargs)
+        if "judged_edits" not in cls.__dict__:
+            cls.judged_edits = ()
+        if "judged_asset" not in cls.__dict__:
+            cls.judged_asset = None
+        official = cls.__dict__.get("conditions")
+        if official is not None and not getattr(official, "_selects_edits", False):
+            cls.conditions = _selecting(official)
         own = cls.__dict__.get("generate")
         if own is None or "edit" in cls.__dict__ or "seed" in inspect.signature(own).parameters:
             return
@@ -397,6 +417,81 @@ class Generator(nn.Module):
     def unedited(self, labels: torch.Tensor | None, n: int) -> torch.Tensor:
         """The condition (N, C) that asks for no change (the image's own attributes): reconstruction."""
         raise NotImplementedError
+
+    # -- choosing official edits ---------------------------------------------------------------------
+    @property
+    def official_edits(self) -> tuple[str, ...]:
+        """The names of every official edit, in the official order (whatever :meth:`select_edits` chose)."""
+        return self.__dict__.get("_official_edits", tuple(self.condition_names))
+
+    @property
+    def edit_selection(self) -> tuple[str, ...] | None:
+        """The chosen subset of the official edits (:meth:`select_edits`), None when it runs them all."""
+        idx = self.__dict__.get("_edit_index")
+        return None if idx is None else tuple(self.official_edits[i] for i in idx)
+
+    @classmethod
+    def check_edits(cls, edits, names: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """``edits`` (a list of official edit names of this generator, ``names`` or its ``condition_names``)
+        in the official order; one line naming the available edits for anything else."""
+        names = tuple(cls.condition_names if names is None else names)
+        if getattr(cls, "kind", "attribute") == "swap":
+            raise InputError(f"{cls.name}: edits chooses among an attribute editor's official edits; {cls.name} is a "
+                             "face swapper (its swap is set by the swap block): leave edits out")
+        if not names:
+            raise InputError(f"{cls.name}: has no named official edits to choose from; leave edits out")
+        avail = ", ".join(names)
+        if isinstance(edits, str):
+            edits = [edits]
+        if not isinstance(edits, (list, tuple)) or not edits or not all(isinstance(e, str) for e in edits):
+            raise InputError(f"{cls.name}: edits must be a non-empty list of its official edit names ({avail}), "
+                             f"got {edits!r}; list the ones to run, or leave edits out for all")
+        unknown = [e for e in edits if e not in names]
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"{cls.name}: unknown edit {unknown[0]!r}; its official edits are {avail}.{hint}")
+        dup = sorted({e for e in edits if list(edits).count(e) > 1})
+        if dup:
+            raise InputError(f"{cls.name}: edits lists {dup[0]!r} twice; name each edit once (of {avail})")
+        return tuple(n for n in names if n in edits)
+
+    def select_edits(self, edits) -> "Generator":
+        """Keep only the official edits named in ``edits`` (in the official order): :meth:`conditions`,
+        :meth:`condition` and ``condition_names`` then hold those alone, so every caller (the runner's
+        images × edits batches, ensembles, the measuring functions) sees fewer edits, and
+        :meth:`fingerprint` includes them (results of other edits never share a key). Choosing only
+        edits of :attr:`judged_edits` on the shipped weights they describe clears ``experimental`` for this
+        instance (the reason is kept in ``experimental_cleared``). Returns self."""
+        official = self.official_edits
+        chosen = self.check_edits(edits, official)
+        if "_experimental_flag" in self.__dict__:  # an earlier choice cleared the flag: judge this one afresh
+            self.experimental = self.__dict__.pop("_experimental_flag")
+            self.experimental_cleared = None
+        self.__dict__["_official_edits"] = official
+        self.__dict__["_edit_index"] = None if chosen == official else tuple(official.index(e) for e in chosen)
+        self.condition_names = chosen
+        shipped = type(self).judged_asset or getattr(type(self), "default_asset", None)
+        if self.experimental and self.judged_edits and set(chosen) <= set(self.judged_edits) and self.weights == shipped:
+            self.experimental_cleared = (f"{self.experimental}; the chosen edits ({', '.join(chosen)}) are among "
+                                         f"those judged real ({', '.join(self.judged_edits)})")
+            self.__dict__["_experimental_flag"] = self.experimental
+            self.experimental = None
+        self.__dict__.pop("_pdbench_fingerprint", None)  # the runner's memo of fingerprint()
+        return self
+
+    def _selected(self, cs):
+        """The chosen rows (edits) of the official conditions ``cs`` ((K, N, C) tensor or stacked Condition)."""
+        idx = self.__dict__.get("_edit_index")
+        if idx is None:
+            return cs
+        k = cs.edits if isinstance(cs, Condition) else cs.shape[0]
+        if k != len(self.official_edits):
+            raise InputError(f"{self.name}: its conditions hold {k} edits but it names {len(self.official_edits)} "
+                             f"({', '.join(self.official_edits)}); leave edits out for this generator")
+        return cs[list(idx)]
 
     def condition(self, labels: torch.Tensor | None, n: int, seed: int | None = None) -> Condition:
         """The official test edits of :meth:`conditions` as a :class:`Condition` (K, N, C) with their names."""
@@ -577,17 +672,41 @@ class Generator(nn.Module):
         return torch.stack(rows).to(device)
 
     def fingerprint(self) -> str:
-        """sha256 (first 16 hex digits) of every parameter and buffer: which weights produced a result."""
+        """sha256 (first 16 hex digits) of every parameter and buffer, and of the chosen edits when
+        :meth:`select_edits` kept a subset: which weights (and edits) produced a result."""
         import hashlib
 
         h = hashlib.sha256()
         for k, v in sorted(self.state_dict().items()):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        if self.edit_selection is not None:  # a subset of the official edits: other results (all edits: unchanged)
+            h.update(("edits:" + ",".join(self.edit_selection)).encode())
         return h.hexdigest()[:16]
 
     def forward(self, x: torch.Tensor, c, seed: int | None = None) -> torch.Tensor:  # nn.Module protocol: G(x, c)
         return self.generate(x, c, seed=seed)
+
+
+def _selecting(official):
+    """An architecture's ``conditions`` wrapped to return only the instance's chosen edits
+    (:meth:`Generator.select_edits`); a subclass's ``conditions`` calling ``super().conditions`` gets the
+    official ones (only the outermost call selects)."""
+    import functools
+
+    @functools.wraps(official)
+    def conditions(self, labels, n):
+        if self.__dict__.get("_in_conditions"):
+            return official(self, labels, n)
+        self.__dict__["_in_conditions"] = True
+        try:
+            cs = official(self, labels, n)
+        finally:
+            del self.__dict__["_in_conditions"]
+        return self._selected(cs)
+
+    conditions._selects_edits = True
+    return conditions
 
 
 def checkpoint_state(checkpoint: str | None, asset: str) -> tuple[dict, str, dict]:

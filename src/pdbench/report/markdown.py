@@ -20,6 +20,10 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
                      f"edits {', '.join(gi['conditions'])}")
         if gi.get("kind") == "swap":
             lines.append(f"  face swap: the protected photo is the swap's **{gi.get('protected_role') or '?'}**")
+        if gi.get("official_edits"):
+            lines.append(f"  only these of its official edits ({', '.join(gi['official_edits'])})")
+        if gi.get("judged_edits"):
+            lines.append(f"  {gi['judged_edits']}")
         if gi.get("experimental"):
             lines.append(f"  **experimental weights, not fit for reporting:** {gi['experimental']}")
         if gi.get("grid"):
