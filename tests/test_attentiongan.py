@@ -103,6 +103,55 @@ def test_init_from_the_shipped_stargan(celeba_dir, tmp_path):
         assert torch.allclose(content, pre_tanh, atol=1e-4)
 
 
+def test_content_scale_start(celeba_dir, tmp_path):
+    """--set content_scale=α: the converted content is exactly α × StarGAN's pre-Tanh output (the scaled
+    weights, and the content up to float rounding), recorded in the run's init text; the mask still starts
+    at 0.5; the default (1) is the shipped start; it refuses a start that is not StarGAN's, and a bad α."""
+    from safetensors.torch import load_file
+
+    from pdbench.assets import resolve
+    from pdbench.train.attentiongan import AttentionGANRecipe, AttentionGANTrainer
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for p in sorted((celeba_dir / "images").iterdir())[:8]:
+        shutil.copy(p, imgs / p.name)
+    attrs = str(celeba_dir / "list_attr_celeba_first20k.txt")
+
+    def trainer(out, **kw):
+        recipe = AttentionGANRecipe(resolution=64, g_conv_dim=16, d_conv_dim=16, iters=0, decay_iters=0, holdout=0,
+                                    batch_size=8, **kw)
+        return AttentionGANTrainer(str(imgs), attrs, str(tmp_path / out), recipe)
+
+    assert AttentionGANRecipe().content_scale == 1.0  # the shipped run's start is the default
+    g = load_file(str(resolve("stargan-celeba-64-pdbench")))
+    tr = trainer("a", content_scale=0.6)
+    what = tr.init_from("stargan-celeba-64-pdbench")
+    assert "content_scale 0.6" in what and tr.init == what
+    w = tr.G.state_dict()["main.21.weight"]
+    assert torch.equal(w[1:], g["main.21.weight"].float() * 0.6) and not w[0].any()
+    s = StarGANNet(16, 5, 6)
+    s.load_state_dict({k: v.float() for k, v in g.items()})
+    x, labels = tr.batch()
+    with torch.no_grad():
+        _, a, content = tr.G.parts(x, labels)
+        pre_tanh = s.main[:-1](torch.cat([x, labels[:, :, None, None].expand(-1, -1, 64, 64)], 1))
+    assert torch.allclose(a, torch.full_like(a, 0.5))
+    assert torch.allclose(content, 0.6 * pre_tanh, atol=1e-5, rtol=0)
+    assert (content - x).abs().mean() < 0.8 * (pre_tanh - x).abs().mean()  # nearer the photo (0.19 vs 0.33 measured)
+    tr.train(progress=False)  # iters 0: allowed, its init is a scaled StarGAN
+    tr1 = trainer("b")
+    assert "content_scale" not in tr1.init_from("stargan-celeba-64-pdbench")
+    assert torch.equal(tr1.G.state_dict()["main.21.weight"][1:], g["main.21.weight"].float())
+    tr.save()
+    with pytest.raises(InputError, match="not one"):  # an AttentionGAN run is not scaled again
+        trainer("c", content_scale=0.6).init_from(str(tmp_path / "a"))
+    with pytest.raises(InputError, match="applies to a start from StarGAN"):  # from scratch
+        trainer("d", content_scale=0.6).train(progress=False)
+    with pytest.raises(InputError, match="positive"):
+        trainer("e", content_scale=0.0).init_from("stargan-celeba-64-pdbench")
+
+
 def test_train_cli_runs_and_resumes(celeba_dir, tmp_path):
     from pdbench.cli import main
 
