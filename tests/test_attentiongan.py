@@ -123,7 +123,12 @@ def test_content_scale_start(celeba_dir, tmp_path):
                                     batch_size=8, **kw)
         return AttentionGANTrainer(str(imgs), attrs, str(tmp_path / out), recipe)
 
-    assert AttentionGANRecipe().content_scale == 1.0  # the shipped run's start is the default
+    assert AttentionGANRecipe().content_scale == 1.0  # the shipped run's start is the default ...
+    from pdbench.train.loop import resume_recipe
+
+    old = {k: v for k, v in AttentionGANRecipe(resolution=64).__dict__.items() if k != "content_scale"}
+    assert resume_recipe("attentiongan", AttentionGANRecipe, ("attentiongan", old), {}, tmp_path).content_scale == 1.0
+    # ... also for a run recorded before the field existed (the shipped run resumes unchanged)
     g = load_file(str(resolve("stargan-celeba-64-pdbench")))
     tr = trainer("a", content_scale=0.6)
     what = tr.init_from("stargan-celeba-64-pdbench")
