@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from pdbench.errors import InputError
-from pdbench.train.evaluate import RULE, edit_targets, real_editor
+from pdbench.train.evaluate import RULE, edit_targets, real_editor, wilson_interval
 
 
-def edit(success=0.9, baseline=0.1, judge=0.9, strength=0.05, attribute="Male"):
-    return {"attribute": attribute, "faces": 10, "success": success, "baseline": baseline,
+def edit(success=0.9, baseline=0.1, judge=0.9, strength=0.05, attribute="Male", faces=200):
+    return {"attribute": attribute, "faces": faces, "success": success, "baseline": baseline,
             "judge_balanced_accuracy": judge, "strength": strength}
 
 
@@ -54,7 +54,24 @@ def test_no_judged_edit_is_not_real_and_thresholds_are_checked():
         real_editor({"edits": {"e": edit()}}, min_sucess=0.6)
     with pytest.raises(InputError, match="no edits"):
         real_editor({})
-    assert set(RULE) == {"min_judge_balanced_accuracy", "min_success", "min_margin", "min_strength"}
+    assert set(RULE) == {"min_judge_balanced_accuracy", "min_success", "min_margin", "min_strength", "min_faces"}
+
+
+def test_too_few_faces_is_no_verdict():
+    """A rate on 16 faces is too uncertain to pass an editor (StarGAN's gender flip read 75 % on 16 faces, 59 % on
+    200): below min_faces an edit is not judged and the editor is not shown real."""
+    assert real_editor({"edits": {"e": edit(faces=100)}})[0]
+    ok, reasons = real_editor({"edits": {"e": edit(faces=99)}})
+    assert not ok and "99 changed faces" in reasons[0], reasons
+    assert real_editor({"edits": {"e": edit(faces=16)}}, min_faces=16)[0]
+
+
+def test_wilson_interval_against_known_values():
+    lo, hi = wilson_interval(110, 139)  # FPGAN's black hair: 79.1 % of 139 faces
+    assert lo == pytest.approx(0.7164, abs=2e-4) and hi == pytest.approx(0.8506, abs=2e-4)
+    lo, hi = wilson_interval(12, 16)  # 75 % of 16 faces: anywhere from about half to nine in ten
+    assert lo == pytest.approx(0.5050, abs=2e-4) and hi == pytest.approx(0.8982, abs=2e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
 
 
 class _G:
