@@ -52,6 +52,12 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
 def test_console_script_runs():
     r = subprocess.run([sys.executable, "-m", "pdbench.cli", "list"], capture_output=True, text=True, check=True)
     assert "pgd" in r.stdout and "stargan" in r.stdout and "jpeg" in r.stdout
+    # each generator on its own line: kind, whether its shipped weights are real, the edits judged real
+    block = r.stdout.split("generators (", 1)[1].split("\nsettings:")[0].splitlines()[1:]
+    gens = {line.split()[0]: line.split() for line in block}
+    assert gens["stargan"][1:3] == ["attribute", "real"] and "to_Blond_Hair" in gens["stargan"]
+    assert gens["fpgan"][1:3] == ["attribute", "experimental"] and gens["fpgan"][-1] == "to_Black_Hair"
+    assert gens["simswap"][1:3] == ["swap", "experimental"] and "judged" not in gens["simswap"]
 
 
 def test_protect_folder_batched_exact_eps_resumable(celeba_dir, tmp_path, capsys):

@@ -248,8 +248,16 @@ def _list(args: argparse.Namespace) -> int:
 
     from .transforms.probe_sets import PROBE_SETS
 
-    for title, reg in (("generators", GENERATORS), ("settings", TRANSFORMS),
-                       ("face detectors", DETECTORS), ("training recipes (pdbench train)", TRAINERS)):
+    print("generators (kind; pdbench's shipped weights: real, or experimental = not for reported numbers; the edits "
+          "judged real, which a config may pick with edits: [...]):")
+    for n in GENERATORS.names():
+        cls = GENERATORS.get(n)
+        judged = ", ".join(getattr(cls, "judged_edits", ()) or ())
+        print((f"  {n:14s} {getattr(cls, 'kind', 'attribute'):10s} "
+               f"{'experimental' if getattr(cls, 'experimental', None) else 'real':13s}"
+               + (f" judged real: {judged}" if judged else "")).rstrip())
+    for title, reg in (("settings", TRANSFORMS), ("face detectors", DETECTORS),
+                       ("training recipes (pdbench train)", TRAINERS)):
         print(f"{title}: {', '.join(reg.names())}")
     print("setting sets (settings: [NAME]): " + "; ".join(f"{n} ({', '.join(ps.probe_names())})"
                                                          for n, ps in sorted(PROBE_SETS.items())))
