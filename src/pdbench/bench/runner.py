@@ -307,8 +307,9 @@ def make_plan(cfg: BenchConfig, device: torch.device, out: Path) -> Plan:
             plan.generators[label]["official_edits"] = list(G.official_edits)
             if getattr(G, "experimental_cleared", None):
                 plan.generators[label]["judged_edits"] = (
-                    f"only edits judged real ({', '.join(G.judged_edits)}; docs/results/attribute-judge.json) are used, "
-                    f"so these experimental weights count: {G.experimental_cleared}")
+                    f"only edits judged real are used ({', '.join(G.condition_names)} of the judged "
+                    f"{', '.join(G.judged_edits)}; docs/results/attribute-judge.json), so these weights count; "
+                    f"for their other edits they stay experimental ({G.experimental_cleared})")
         if getattr(G, "experimental", None):  # weights whose edits are not yet real enough to report on
             plan.generators[label]["experimental"] = str(G.experimental)
             print(f"pdbench: warning: generator {label!r} has experimental weights ({G.experimental}); "

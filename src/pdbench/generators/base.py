@@ -373,7 +373,7 @@ class Generator(nn.Module):
     # ``experimental`` for that instance. Not inherited: each class states its own (default ()).
     judged_edits: tuple[str, ...] = ()
     judged_asset: str | None = None
-    experimental_cleared: str | None = None  # the flag a choice of judged edits cleared (select_edits)
+    experimental_cleared: str | None = None  # the weights' flag that a choice of judged edits cleared (select_edits)
 
     def __init_subclass__(cls, **kwargs):
         """Every subclass: its own ``judged_edits`` (default ()), and its ``conditions`` returning only the
@@ -475,8 +475,7 @@ class Generator(nn.Module):
         self.condition_names = chosen
         shipped = type(self).judged_asset or getattr(type(self), "default_asset", None)
         if self.experimental and self.judged_edits and set(chosen) <= set(self.judged_edits) and self.weights == shipped:
-            self.experimental_cleared = (f"{self.experimental}; the chosen edits ({', '.join(chosen)}) are among "
-                                         f"those judged real ({', '.join(self.judged_edits)})")
+            self.experimental_cleared = self.experimental  # the weights' flag, which these edits escape
             self.__dict__["_experimental_flag"] = self.experimental
             self.experimental = None
         self.__dict__.pop("_pdbench_fingerprint", None)  # the runner's memo of fingerprint()
