@@ -13,8 +13,9 @@ def summary_table(meta: dict, metric_names: list[str]) -> str:
     cols = list(metric_names) + ["protect_seconds_per_image"]
     info = meta.get("metrics", {})
     lines = [f"# {meta.get('name', 'benchmark')}", ""]
-    if partial_note(meta):
-        lines += [f"> **{partial_note(meta)}**", ""]
+    note = partial_note(meta)
+    if note:
+        lines += [f"> **{note}**", ""]
     for g, gi in meta.get("generators", {}).items():
         lines.append(f"- generator `{g}` (weights {gi.get('weights', '?')}): {images_text(gi)} at {gi['resolution']} px, "
                      f"edits {', '.join(gi['conditions'])}")

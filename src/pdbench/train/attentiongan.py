@@ -48,7 +48,7 @@ def stargan_output_to_attention(state: dict, prefix: str, *args, content_scale: 
     state dicts pass unchanged."""
     w = state.get(prefix + OUT)
     if w is not None and w.shape[0] == 3:
-        state[prefix + OUT] = torch.cat([torch.zeros_like(w[:1]), w * content_scale if content_scale != 1 else w], dim=0)
+        state[prefix + OUT] = torch.cat([torch.zeros_like(w[:1]), w * content_scale], dim=0)  # × 1 is exact
 
 
 def sample_grid(G: AttentionGANNet, x: torch.Tensor, labels: torch.Tensor) -> np.ndarray:

@@ -37,9 +37,9 @@ from ..errors import AssetCorruptError, InputError
 from ..io import torch_save
 from ..generators.attgan import ATTRS, CROP as ATTGAN_CROP
 from . import TRAINERS
+from .evaluate import HAIR_COLOURS
 from .loop import Trainer
 
-HAIR_COLOURS = ("Black_Hair", "Blond_Hair", "Brown_Hair")
 EDITOR_CROPS = (1.0, ATTGAN_CROP)  # the crops of the shipped 64 px editors' weights (Preprocessing.crop)
 ASSET = "attr-classifier-celeba-64-pdbench"
 

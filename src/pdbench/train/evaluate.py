@@ -237,8 +237,7 @@ def attribute_success(G, x: torch.Tensor, labels: torch.Tensor, classify, judge_
     cs = G.conditions(labels, n)
     c_org = G.unedited(labels, n)
     device = x.device
-    read_cols = [i for i, a in enumerate(g_attrs) if a in names]
-    col = {i: names.index(g_attrs[i]) for i in read_cols}
+    col = {i: names.index(a) for i, a in enumerate(g_attrs) if a in names}  # G's attribute -> classifier column
     hair_g = [g_attrs.index(h) for h in HAIR_COLOURS if h in g_attrs]
     hair_k = [names.index(h) for h in HAIR_COLOURS if h in names]
 
